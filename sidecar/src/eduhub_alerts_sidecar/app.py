@@ -1,0 +1,104 @@
+"""The application factory: explicit wiring of settings, Redis, hub, reader.
+
+Nothing lives at module level: every ``create_app()`` builds its own Redis
+client, hub, metrics registry and reader, kept on ``app.state``, so tests can
+run several apps side by side.
+"""
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from . import __version__
+from .endpoints import router
+from .monitoring import Metrics
+from .services import StreamReader, supervise
+from .settings import Settings
+from .websocket_hub import Hub
+
+import asyncio
+import logging
+
+
+log = logging.getLogger(__name__)
+
+REDIS_CLIENT_NAME = "eduhub-alerts-sidecar"
+REDIS_CONNECT_TIMEOUT_SECONDS = 2.0
+# The supervisor handles long outages; the client only rides out a blip
+# (a dropped connection), so it gives up after a couple of quick retries.
+REDIS_RETRIES = 2
+STARTUP_REDIS_TIMEOUT_SECONDS = 3.0
+READER_TASK = "stream_reader"
+
+
+def create_redis(settings: Settings) -> Redis:
+    """The asyncio Redis client of one app, with a socket timeout above the XREAD block."""
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=REDIS_RETRIES),
+        client_name=REDIS_CLIENT_NAME,
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    """Start the Redis client and the supervised stream reader; stop them cleanly."""
+    state = app.state
+    settings: Settings = state.settings
+    state.redis = create_redis(settings)
+    state.reader = StreamReader(
+        state.redis,
+        state.hub,
+        state.metrics,
+        stream_key=settings.stream_key,
+        block_ms=settings.reader_block_ms,
+        batch_size=settings.reader_batch_size,
+    )
+    # Fix the start position before serving, so an alert added right after
+    # start-up is delivered. If Redis is down now, the reader retries later.
+    try:
+        async with asyncio.timeout(STARTUP_REDIS_TIMEOUT_SECONDS):
+            await state.reader.resolve_start()
+    except Exception as exc:
+        log.warning("Redis not reachable at start-up (%s); the stream reader will retry", exc)
+    state.reader_task = asyncio.create_task(
+        supervise(
+            READER_TASK,
+            state.reader.run,
+            metrics=state.metrics,
+            max_delay=settings.task_restart_max_delay_seconds,
+        ),
+        name=READER_TASK,
+    )
+    try:
+        yield
+    finally:
+        state.reader_task.cancel()
+        await asyncio.wait([state.reader_task])
+        await state.hub.close_all()
+        await state.redis.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the sidecar's ASGI app; ``settings`` default to the environment."""
+    settings = settings if settings is not None else Settings()
+    app = FastAPI(
+        title="EduHub Alerts sidecar",
+        summary="Fans alerts out from the Redis stream to WebSocket clients.",
+        version=__version__,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.hub = Hub(
+        app.state.metrics,
+        send_queue_size=settings.send_queue_size,
+        heartbeat_seconds=settings.heartbeat_seconds,
+    )
+    app.include_router(router)
+    return app

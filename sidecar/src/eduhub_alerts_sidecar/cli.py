@@ -1,0 +1,85 @@
+"""The ``eduhub-alerts-sidecar`` console script: run the app with uvicorn."""
+
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from .settings import Settings
+
+import argparse
+import logging
+import sys
+import uvicorn
+
+
+APP_FACTORY = "eduhub_alerts_sidecar.app:create_app"
+
+# uvicorn's "websockets-sansio" protocol rather than "websockets": the latter
+# wraps the legacy websockets API that uvicorn 0.55 deprecates (it warns on
+# import), runs keepalive as an extra task per connection, while sans-I/O
+# keeps pings as loop timers and its send() waits for the transport to drain,
+# which is the back-pressure the hub's bounded send queues rely on. To be
+# measured against the websockets library's own server in the performance issue.
+WS_PROTOCOL = "websockets-sansio"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; each overrides its ``EDUHUB_*`` variable."""
+    parser = argparse.ArgumentParser(
+        prog="eduhub-alerts-sidecar",
+        description="Serve EduHub alerts from Redis to WebSocket clients. "
+        "Configuration comes from EDUHUB_* environment variables (see README).",
+    )
+    parser.add_argument("--host", help="interface to bind (EDUHUB_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port (EDUHUB_PORT, default 8090)")
+    return parser.parse_args(argv)
+
+
+def uvicorn_config(settings: Settings, app: FastAPI | str = APP_FACTORY) -> uvicorn.Config:
+    """The uvicorn configuration for ``settings``; tests run the app with the same one.
+
+    ``app`` is the factory's import string (the server builds the app from the
+    environment) or an app object.
+    """
+    return uvicorn.Config(
+        app,
+        factory=isinstance(app, str),
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",  # a failing start-up must stop the process, not be ignored
+        ws=WS_PROTOCOL,
+        # Per-message deflate costs about 30 KB of zlib state per connection;
+        # alerts are small and many connections are idle, so it stays off.
+        ws_per_message_deflate=False,
+        # Larger client messages are refused by the protocol layer with 1009.
+        ws_max_size=settings.max_message_bytes,
+        ws_ping_interval=settings.heartbeat_seconds,
+        ws_ping_timeout=settings.heartbeat_timeout_seconds,
+        log_level=settings.log_level,
+        # X-Forwarded-* are only trustworthy behind a proxy the operator controls.
+        proxy_headers=settings.proxy_headers,
+    )
+
+
+def configure_logging(level: str) -> None:
+    """Send the sidecar's own log records to stderr (uvicorn configures only its loggers)."""
+    numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
+    logging.basicConfig(level=numeric, format="%(levelname)s:     %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``eduhub-alerts-sidecar`` and ``python -m eduhub_alerts_sidecar``."""
+    args = parse_args(argv)
+    overrides = {key: value for key in ("host", "port") if (value := getattr(args, key)) is not None}
+    try:
+        # Validate the configuration here, so a mistake is one clear message
+        # rather than a traceback from inside the server.
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        sys.exit(
+            f"eduhub-alerts-sidecar: invalid configuration (field x is the environment "
+            f"variable EDUHUB_X):\n{exc}"
+        )
+    configure_logging(settings.log_level)
+    # The app itself reads the environment again in the factory; host and
+    # port matter only to uvicorn, which gets them here.
+    uvicorn.Server(uvicorn_config(settings)).run()

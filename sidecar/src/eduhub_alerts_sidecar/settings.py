@@ -1,0 +1,228 @@
+"""Typed settings of the sidecar, read from ``EDUHUB_*`` environment variables.
+
+Every field's description states its default; ``sidecar/README.md`` lists them
+for operators. Secrets may also come from files (Docker / Kubernetes secrets):
+``EDUHUB_<NAME>_FILE`` names a file whose content is the value, for every
+secret field (today: ``EDUHUB_ALERTS_SECRET_FILE``).
+"""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+import os
+
+
+ENV_PREFIX = "EDUHUB_"
+MIN_SECRET_LENGTH = 32
+DEFAULT_ALLOWED_ORIGINS = (
+    "http://localhost:8080",
+    "http://127.0.0.1:8080",
+    "http://localhost:3000",
+    "http://localhost:8090",
+    "http://127.0.0.1:8090",
+)
+
+
+class SecretFileSource(PydanticBaseSettingsSource):
+    """Reads ``EDUHUB_<FIELD>_FILE`` for every ``SecretStr`` field.
+
+    The direct variable (``EDUHUB_ALERTS_SECRET``) wins over the file, so a
+    developer can override a mounted secret from the shell.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field.annotation is not SecretStr:
+            return None, field_name, False
+        path = os.environ.get(f"{ENV_PREFIX}{field_name.upper()}_FILE")
+        if not path:
+            return None, field_name, False
+        # Files written by `echo` or editors end with a newline that is not
+        # part of the secret.
+        return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class Settings(BaseSettings):
+    """All configuration of one sidecar process.
+
+    Construct with keyword arguments to override the environment (tests do);
+    ``Settings()`` alone reads ``EDUHUB_*`` variables and raises a
+    ``pydantic.ValidationError`` naming the bad variable.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        frozen=True,
+        # Validation errors must never echo a (too short, but real) secret.
+        hide_input_in_errors=True,
+    )
+
+    redis_url: str = Field(
+        "redis://localhost:6379/0",
+        description="EDUHUB_REDIS_URL: the Redis holding the alert stream. "
+        "Default redis://localhost:6379/0.",
+    )
+    alerts_secret: SecretStr = Field(
+        description="EDUHUB_ALERTS_SECRET (or a file named by EDUHUB_ALERTS_SECRET_FILE): the "
+        "HS256 key shared with Plone's @alerts-token, at least 32 characters. No default.",
+    )
+    ws_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_ALLOWED_ORIGINS),
+        description="EDUHUB_WS_ALLOWED_ORIGINS: comma-separated Origins a browser may open /ws "
+        "from; '*' allows any. Default " + ",".join(DEFAULT_ALLOWED_ORIGINS) + ".",
+    )
+    host: str = Field("127.0.0.1", description="EDUHUB_HOST: interface to bind. Default 127.0.0.1.")
+    port: int = Field(8090, ge=1, le=65535, description="EDUHUB_PORT: TCP port. Default 8090.")
+    stream_key: str = Field(
+        "eduhub:alerts",
+        min_length=1,
+        description="EDUHUB_STREAM_KEY: the Redis stream Plone appends alerts to. "
+        "Default eduhub:alerts.",
+    )
+    reader_block_ms: int = Field(
+        1000,
+        ge=1,
+        le=60_000,
+        description="EDUHUB_READER_BLOCK_MS: how long one XREAD waits for new entries. The Redis "
+        "socket timeout is derived from it (block + 5 s) so a quiet stream never looks like a "
+        "dead connection. Default 1000.",
+    )
+    reader_batch_size: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="EDUHUB_READER_BATCH_SIZE: entries fetched per XREAD (COUNT). Default 100.",
+    )
+    heartbeat_seconds: int = Field(
+        25,
+        ge=1,
+        description="EDUHUB_HEARTBEAT_SECONDS: interval of WebSocket protocol pings; also "
+        "announced in the welcome frame. Default 25.",
+    )
+    heartbeat_timeout_seconds: float = Field(
+        20,
+        gt=0,
+        description="EDUHUB_HEARTBEAT_TIMEOUT_SECONDS: a peer that does not answer a ping "
+        "within this time is dropped. Default 20.",
+    )
+    max_message_bytes: int = Field(
+        65_536,
+        ge=1024,
+        description="EDUHUB_MAX_MESSAGE_BYTES: largest client message accepted; a larger one "
+        "closes the connection with 1009. Default 65536 (64 KiB).",
+    )
+    send_queue_size: int = Field(
+        256,
+        ge=1,
+        description="EDUHUB_SEND_QUEUE_SIZE: frames buffered per connection for a client that "
+        "reads slower than alerts arrive; when full the connection is closed with 1013. Frames "
+        "are shared between connections, so a slot costs one pointer, not one copy. "
+        "Default 256.",
+    )
+    token_audience: str = Field(
+        "eduhub-alerts",
+        description="EDUHUB_TOKEN_AUDIENCE: required 'aud' claim of tokens. "
+        "Default eduhub-alerts.",
+    )
+    task_restart_max_delay_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="EDUHUB_TASK_RESTART_MAX_DELAY_SECONDS: cap of the exponential back-off "
+        "before a crashed background task (the stream reader) is restarted. Default 10.",
+    )
+    log_level: str = Field(
+        "info",
+        description="EDUHUB_LOG_LEVEL: critical, error, warning, info, debug or trace. "
+        "Default info.",
+    )
+    proxy_headers: bool = Field(
+        False,
+        description="EDUHUB_PROXY_HEADERS: trust X-Forwarded-* headers (only behind a proxy "
+        "you control). Default false.",
+    )
+
+    @field_validator("alerts_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        # The message names the variable but never echoes the value.
+        if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"EDUHUB_ALERTS_SECRET must be at least {MIN_SECRET_LENGTH} characters long"
+            )
+        return value
+
+    @field_validator("ws_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("ws_allowed_origins")
+    @classmethod
+    def _normalise_origins(cls, value: list[str]) -> list[str]:
+        # Browsers send the Origin without a trailing slash; tolerate one in config.
+        return [origin.rstrip("/") for origin in value]
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"critical", "error", "warning", "info", "debug", "trace"}:
+            raise ValueError("EDUHUB_LOG_LEVEL must be critical, error, warning, info, debug or trace")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            SecretFileSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    @property
+    def redis_socket_timeout(self) -> float:
+        """Socket timeout for the Redis client: always longer than one XREAD BLOCK.
+
+        redis-py 8 defaults to 5 s; a blocking read longer than the socket
+        timeout would fail with a timeout on every quiet stream.
+        """
+        return self.reader_block_ms / 1000 + 5.0
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Whether a WebSocket handshake with this ``Origin`` header may proceed.
+
+        A missing Origin is allowed: only browsers send one, and the token (not a
+        cookie) is what authenticates, so a non-browser client gains nothing by
+        omitting it.
+        """
+        if origin is None:
+            return True
+        allowed = self.ws_allowed_origins
+        return "*" in allowed or origin.rstrip("/") in allowed

@@ -1,0 +1,384 @@
+"""The WebSocket hub: who is connected, what each may see and wants, and fan-out.
+
+Transport-agnostic: a connection is reached only through ``Transport``
+(``send_text`` / ``close``), so the ASGI endpoint of today and a different
+server tomorrow plug in the same way.
+
+Design for fan-out to many connections (see issue 4's targets):
+
+- each alert frame is encoded once per broadcast and the same ``str`` object
+  is queued for every recipient;
+- an index principal -> connections means a broadcast only looks at
+  connections whose token principals intersect the alert's audience;
+- topic patterns are compiled once, when subscribed;
+- every connection has a bounded queue drained by its own writer task, so a
+  slow client never blocks a broadcast; when its queue is full it is cut off
+  (close 1013) instead of growing memory without bound.
+"""
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from .auth import Identity
+from .models import (
+    Ping,
+    ProtocolError,
+    Subscribe,
+    Unsubscribe,
+    alert_frame,
+    encode_frame,
+    error_frame,
+    parse_client_message,
+    pong_frame,
+    subscribed_frame,
+    unsubscribed_frame,
+    welcome_frame,
+)
+from .monitoring import WEBSOCKET, Metrics
+
+import asyncio
+import logging
+import time
+import uuid
+
+
+log = logging.getLogger(__name__)
+
+# Close codes (DESIGN.md): 4401 auth, 4403 origin; 1013 and 1001 are RFC 6455's
+# "try again later" and "going away".
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+
+# How long a close handshake may take before we give up on a peer.
+CLOSE_TIMEOUT_SECONDS = 5.0
+
+# A queued frame: its text, and the XADD time in ms for alerts (None for
+# replies), so the writer can measure publish -> write latency.
+QueueItem = tuple[str, int | None]
+
+
+class Transport(Protocol):
+    """What the hub needs from a WebSocket implementation."""
+
+    async def send_text(self, data: str) -> None:
+        """Write one text frame; may wait for the socket to drain; raises when the peer is gone."""
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake with ``code``; a no-op on a closed connection."""
+
+
+# --- topics -----------------------------------------------------------------
+
+WILDCARD = "*"
+
+# A compiled pattern: one entry per dotted segment, None where the pattern has "*".
+CompiledPattern = tuple[str | None, ...]
+
+
+def compile_topic_pattern(pattern: str) -> CompiledPattern:
+    """Split a (validated) pattern into segments, ``*`` becoming ``None``."""
+    return tuple(None if part == WILDCARD else part for part in pattern.split("."))
+
+
+def pattern_matches(compiled: CompiledPattern, segments: tuple[str, ...]) -> bool:
+    """Whether a compiled pattern matches a topic already split into segments.
+
+    ``*`` matches exactly one segment: ``workflow.*`` matches ``workflow.publish``
+    but neither ``workflow`` nor ``workflow.publish.extra``.
+    """
+    if len(compiled) != len(segments):
+        return False
+    for expected, actual in zip(compiled, segments):
+        if expected is not None and expected != actual:
+            return False
+    return True
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """Convenience form of ``pattern_matches`` for one pattern and one topic."""
+    return pattern_matches(compile_topic_pattern(pattern), tuple(topic.split(".")))
+
+
+class Subscriptions:
+    """The topic patterns of one connection, compiled once.
+
+    Exact topics go to a set (one hash lookup per broadcast); only patterns
+    with a wildcard are matched segment by segment.
+    """
+
+    __slots__ = ("_order", "_exact", "_wildcards")
+
+    def __init__(self):
+        self._order: dict[str, None] = {}  # insertion-ordered set, for stable replies
+        self._exact: set[str] = set()
+        self._wildcards: dict[str, CompiledPattern] = {}
+
+    def add(self, patterns: Iterable[str]) -> None:
+        """Subscribe to ``patterns``; already present ones are kept as they are."""
+        for pattern in patterns:
+            if pattern in self._order:
+                continue
+            self._order[pattern] = None
+            compiled = compile_topic_pattern(pattern)
+            if None in compiled:
+                self._wildcards[pattern] = compiled
+            else:
+                self._exact.add(pattern)
+
+    def remove(self, patterns: Iterable[str]) -> None:
+        """Unsubscribe from ``patterns``; unknown ones are ignored."""
+        for pattern in patterns:
+            self._order.pop(pattern, None)
+            self._exact.discard(pattern)
+            self._wildcards.pop(pattern, None)
+
+    def topics(self) -> list[str]:
+        """All patterns, in the order they were first subscribed."""
+        return list(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def matches(self, topic: str, segments: tuple[str, ...]) -> bool:
+        """Whether any pattern matches ``topic`` (given also split into ``segments``)."""
+        if topic in self._exact:
+            return True
+        for compiled in self._wildcards.values():
+            if pattern_matches(compiled, segments):
+                return True
+        return False
+
+
+# --- connections ------------------------------------------------------------
+
+
+class Connection:
+    """One authenticated client: identity, subscriptions, send queue and writer.
+
+    Created and owned by ``Hub.connect``; callers use the hub's methods.
+    """
+
+    __slots__ = (
+        "id", "identity", "subscriptions", "_transport", "_queue", "_writer",
+        "_metrics", "_on_dead", "_closed", "expiry",
+    )
+
+    def __init__(self, transport: Transport, identity: Identity, queue_size: int,
+                 metrics: Metrics, on_dead):
+        self.id = uuid.uuid4().hex
+        self.identity = identity
+        self.subscriptions = Subscriptions()
+        self._transport = transport
+        self._queue: asyncio.Queue[QueueItem] = asyncio.Queue(maxsize=queue_size)
+        self._metrics = metrics
+        self._on_dead = on_dead
+        self._closed = False
+        self._writer: asyncio.Task | None = None
+        self.expiry: asyncio.TimerHandle | None = None
+
+    @property
+    def principals(self) -> frozenset[str]:
+        return self.identity.principals
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+
+    def offer(self, item: QueueItem) -> bool:
+        """Queue a frame without waiting; False when the queue is full (a slow consumer)."""
+        if self._closed:
+            return True  # being closed already: nothing to count twice
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def _write_loop(self) -> None:
+        # The only coroutine that writes to the transport, so frames keep
+        # their order and the transport never sees two concurrent sends.
+        queue, transport, metrics = self._queue, self._transport, self._metrics
+        try:
+            while True:
+                text, published_ms = await queue.get()
+                await transport.send_text(text)
+                if published_ms is not None:
+                    metrics.observe_delivery(published_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The peer went away mid-write. Stop queueing for it at once; the
+            # endpoint sees the disconnect and finishes the cleanup.
+            log.debug("connection %s: write failed: %r", self.id, exc)
+            self._on_dead(self)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Stop writing and close the transport with ``code``; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.expiry is not None:
+            self.expiry.cancel()
+        writer = self._writer
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+            # asyncio.wait, not `await writer`: the writer's CancelledError is
+            # expected, while our own cancellation must still propagate.
+            await asyncio.wait([writer])
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                await self._transport.close(code, reason)
+        except Exception as exc:  # closed already, or a peer that never drains
+            log.debug("connection %s: close(%s) failed: %r", self.id, code, exc)
+
+
+# --- the hub ----------------------------------------------------------------
+
+
+class Hub:
+    """Registry of connections and fan-out of alerts to them."""
+
+    def __init__(self, metrics: Metrics, *, send_queue_size: int = 256, heartbeat_seconds: int = 25):
+        self.metrics = metrics
+        self.send_queue_size = send_queue_size
+        self.heartbeat_seconds = heartbeat_seconds
+        self.connections: dict[str, Connection] = {}
+        self._by_principal: dict[str, set[Connection]] = {}
+        self._background: set[asyncio.Task] = set()
+
+    # registration
+
+    def connect(self, transport: Transport, identity: Identity) -> Connection:
+        """Register an accepted, authenticated connection and greet it.
+
+        The connection receives no alerts until it subscribes. It is closed
+        with 4401 when the token's ``exp`` passes.
+        """
+        conn = Connection(transport, identity, self.send_queue_size, self.metrics, self._unregister)
+        self.connections[conn.id] = conn
+        for principal in identity.principals:
+            self._by_principal.setdefault(principal, set()).add(conn)
+        self.metrics.websocket_connections.inc()
+        conn.start()
+        self._send(conn, welcome_frame(conn.id, identity.sub, self.heartbeat_seconds))
+        delay = max(0.0, identity.expires_at - time.time())
+        conn.expiry = asyncio.get_running_loop().call_later(
+            delay, self.drop, conn, CLOSE_UNAUTHORIZED, "token expired"
+        )
+        return conn
+
+    def _unregister(self, conn: Connection) -> None:
+        # Idempotent: called on write failure, drop, disconnect and shutdown.
+        if self.connections.pop(conn.id, None) is None:
+            return
+        for principal in conn.principals:
+            members = self._by_principal.get(principal)
+            if members is not None:
+                members.discard(conn)
+                if not members:
+                    del self._by_principal[principal]
+        self.metrics.websocket_connections.dec()
+
+    async def disconnect(self, conn: Connection, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Forget ``conn`` and close it with ``code`` (a no-op if closed already)."""
+        self._unregister(conn)
+        await conn.close(code, reason)
+
+    def drop(self, conn: Connection, code: int, reason: str) -> None:
+        """Like ``disconnect`` but callable from synchronous code (timers, broadcast).
+
+        The connection stops receiving at once; the close handshake runs in
+        the background.
+        """
+        self._unregister(conn)
+        task = asyncio.get_running_loop().create_task(conn.close(code, reason))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Close every connection (shutdown)."""
+        conns = list(self.connections.values())
+        for conn in conns:
+            self._unregister(conn)
+        await asyncio.gather(*(conn.close(code, reason) for conn in conns))
+        if self._background:
+            await asyncio.wait(list(self._background))
+
+    # client messages
+
+    def _send(self, conn: Connection, frame: dict) -> None:
+        if not conn.offer((encode_frame(frame), None)):
+            self._slow_consumer(conn)
+
+    def _slow_consumer(self, conn: Connection) -> None:
+        log.info("connection %s (%s): send queue full, closing", conn.id, conn.identity.sub)
+        self.metrics.failure(WEBSOCKET, "slow_consumer")
+        self.drop(conn, CLOSE_TRY_AGAIN_LATER, "try again later")
+
+    async def handle_text(self, conn: Connection, text: str) -> None:
+        """Act on one client text frame and queue the answer.
+
+        Malformed or unknown messages are answered with an ``error`` frame; the
+        connection stays open.
+        """
+        try:
+            message = parse_client_message(text)
+        except ProtocolError as exc:
+            self._send(conn, error_frame(exc.code, exc.message))
+            return
+        if isinstance(message, Subscribe):
+            conn.subscriptions.add(message.topics)
+            self._send(conn, subscribed_frame(conn.subscriptions.topics()))
+        elif isinstance(message, Unsubscribe):
+            conn.subscriptions.remove(message.topics)
+            self._send(conn, unsubscribed_frame(conn.subscriptions.topics()))
+        elif isinstance(message, Ping):
+            self._send(conn, pong_frame())
+
+    def handle_binary(self, conn: Connection) -> None:
+        """Binary frames are not part of the protocol: answer with an error."""
+        self._send(conn, error_frame("bad_request", "send JSON text frames, not binary"))
+
+    # fan-out
+
+    def recipients(self, audience: Iterable[str], topic: str) -> list[Connection]:
+        """Connections allowed to see (audience) and interested in (topic) an alert."""
+        candidates: set[Connection] = set()
+        for principal in audience:
+            members = self._by_principal.get(principal)
+            if members:
+                candidates.update(members)
+        if not candidates:
+            return []
+        segments = tuple(topic.split("."))
+        return [conn for conn in candidates if conn.subscriptions.matches(topic, segments)]
+
+    def broadcast(self, stream_id: str, alert: dict) -> int:
+        """Queue ``alert`` (valid, read at ``stream_id``) for every recipient.
+
+        Never waits: returns the number of connections it was queued for.
+        Connections whose queue is full are closed with 1013.
+        """
+        recipients = self.recipients(alert["audience"], alert["topic"])
+        if not recipients:
+            return 0
+        item: QueueItem = (encode_frame(alert_frame(stream_id, alert)), stream_timestamp_ms(stream_id))
+        queued = 0
+        for conn in recipients:
+            if conn.offer(item):
+                queued += 1
+            else:
+                self._slow_consumer(conn)
+        return queued
+
+
+def stream_timestamp_ms(stream_id: str) -> int | None:
+    """The millisecond timestamp of a Redis stream id (``<ms>-<seq>``), i.e. its XADD time."""
+    head, _, _ = stream_id.partition("-")
+    return int(head) if head.isdigit() else None

@@ -1,0 +1,92 @@
+"""The alert, version 1: building and validating it.
+
+The JSON Schema file shipped beside this module is the single definition of
+an alert (the sidecar validates against the same file).
+"""
+
+from datetime import datetime
+from datetime import timezone
+from functools import cache
+from importlib import resources
+
+import json
+import jsonschema
+import uuid
+
+
+ALERT_VERSION = 1
+SEVERITIES = ("info", "success", "warning", "error", "critical")
+
+
+class InvalidAlert(ValueError):
+    """An alert does not match the schema. ``field`` names the offending
+    field as a dotted path (``source.uid``, ``audience.0``)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.reason = message
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(
+        resources.files(__package__).joinpath("alert.v1.schema.json").read_text("utf-8")
+    )
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def validate_alert(alert: dict) -> dict:
+    """Return ``alert`` unchanged if it is a valid v1 alert, else raise
+    :class:`InvalidAlert` for the first error (the one most relevant)."""
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(alert))
+    if error is not None:
+        field = ".".join(str(part) for part in error.absolute_path)
+        if error.validator == "required":
+            # "required" errors sit on the parent; name the missing field.
+            missing = error.message.split("'")[1]
+            field = f"{field}.{missing}" if field else missing
+        raise InvalidAlert(field, error.message)
+    return alert
+
+
+def new_alert_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_alert(
+    *,
+    topic: str,
+    title: str,
+    audience,
+    severity: str = "info",
+    message: str = "",
+    url: str | None = None,
+    source: dict | None = None,
+    slack_routes: list | None = None,
+    websocket: bool = True,
+) -> dict:
+    """Build a validated v1 alert with a fresh ``id`` and ``created_at``."""
+    alert = {
+        "id": new_alert_id(),
+        "version": ALERT_VERSION,
+        "topic": topic,
+        "severity": severity,
+        "title": title,
+        "audience": sorted(set(audience)),
+        "routes": {"websocket": websocket, "slack": list(slack_routes or [])},
+        "created_at": utc_now_iso(),
+    }
+    if message:
+        alert["message"] = message
+    if url:
+        alert["url"] = url
+    if source:
+        alert["source"] = {k: v for k, v in source.items() if v is not None}
+    return validate_alert(alert)

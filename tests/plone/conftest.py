@@ -1,0 +1,40 @@
+"""Fixtures for the add-on's tests: pytest-plone fixtures for our layers,
+and the shared Redis server in the environment before any test runs."""
+
+from pytest_plone import fixtures_factory
+
+from collective.eduhub_alerts.config import ALERTS_STREAM
+from collective.eduhub_alerts.testing import FUNCTIONAL_TESTING
+from collective.eduhub_alerts.testing import INTEGRATION_TESTING
+
+import json
+import pytest
+
+
+globals().update(
+    fixtures_factory(
+        (
+            (INTEGRATION_TESTING, "integration"),
+            (FUNCTIONAL_TESTING, "functional"),
+        )
+    )
+)
+
+
+@pytest.fixture(autouse=True)
+def _redis_for_plone(redis_client):
+    """Every add-on test runs against the real Redis, with an empty stream."""
+    yield redis_client
+
+
+@pytest.fixture
+def stream_alerts(redis_client):
+    """Read back what was pushed to the stream, as (stream id, alert) pairs."""
+
+    def read():
+        return [
+            (entry_id, json.loads(fields["alert"]))
+            for entry_id, fields in redis_client.xrange(ALERTS_STREAM)
+        ]
+
+    return read

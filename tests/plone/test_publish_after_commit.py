@@ -1,0 +1,75 @@
+"""Alerts reach Redis only after the transaction commits (functional layer:
+real commits, and real HTTP requests through the WSGI server)."""
+
+from plone import api
+from plone.app.testing import SITE_OWNER_NAME
+from plone.app.testing import SITE_OWNER_PASSWORD
+
+from devstack.processes import free_port
+
+import pytest
+import transaction
+
+
+@pytest.fixture
+def document(functional_portal):
+    with api.env.adopt_roles(["Manager"]):
+        doc = api.content.create(
+            container=functional_portal, type="Document", id="exams", title="Exam dates"
+        )
+    transaction.commit()
+    return doc
+
+
+@pytest.fixture
+def manager_session(request_factory):
+    return request_factory(basic_auth=(SITE_OWNER_NAME, SITE_OWNER_PASSWORD))
+
+
+def test_committed_transition_is_pushed_once(document, stream_alerts):
+    with api.env.adopt_roles(["Manager"]):
+        api.content.transition(document, transition="publish")
+    assert stream_alerts() == []  # not before the commit
+    transaction.commit()
+    [(_, alert)] = stream_alerts()
+    assert alert["topic"] == "workflow.publish"
+    assert alert["source"]["uid"] == api.content.get_uuid(document)
+
+
+def test_alert_not_sent_when_transaction_aborts(document, stream_alerts):
+    with api.env.adopt_roles(["Manager"]):
+        api.content.transition(document, transition="publish")
+    transaction.abort()
+    transaction.commit()
+    assert stream_alerts() == []
+
+
+def test_retried_transaction_publishes_only_the_final_attempt(document, stream_alerts):
+    # What ZPublisher does on a ConflictError: abort, then run the request again.
+    for _attempt in range(2):
+        transaction.begin()
+        with api.env.adopt_roles(["Manager"]):
+            api.content.transition(document, transition="publish")
+        if _attempt == 0:
+            transaction.abort()
+    transaction.commit()
+    assert len(stream_alerts()) == 1
+
+
+def test_publish_over_rest_api_reaches_the_stream(document, manager_session, stream_alerts):
+    response = manager_session.post("/exams/@workflow/publish")
+    assert response.status_code == 200, response.text
+    [(stream_id, alert)] = stream_alerts()
+    assert alert["url"].endswith("/plone/exams")
+    assert alert["source"]["actor"] == SITE_OWNER_NAME
+    assert alert["source"]["review_state"] == "published"
+
+
+def test_change_commits_even_when_redis_is_down(document, stream_alerts, monkeypatch, caplog):
+    monkeypatch.setenv("EDUHUB_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    with api.env.adopt_roles(["Manager"]):
+        api.content.transition(document, transition="publish")
+    transaction.commit()
+    transaction.begin()
+    assert api.content.get_state(document) == "published"
+    assert "could not push 1 alert(s) to Redis" in caplog.text

@@ -1,0 +1,49 @@
+"""Install and uninstall through GenericSetup."""
+
+from plone import api
+from plone.browserlayer import utils as browserlayer_utils
+
+from collective.eduhub_alerts.interfaces import IEduhubAlertsLayer
+
+import pytest
+
+
+PACKAGE = "collective.eduhub_alerts"
+
+
+@pytest.fixture
+def installer(portal):
+    from plone.base.utils import get_installer
+
+    return get_installer(portal, portal.REQUEST)
+
+
+def test_addon_is_installed(installer):
+    assert installer.is_product_installed(PACKAGE)
+
+
+def test_browser_layer_is_registered(portal):
+    assert IEduhubAlertsLayer in browserlayer_utils.registered_layers()
+
+
+def test_alerts_are_enabled_by_default(portal):
+    assert api.portal.get_registry_record(f"{PACKAGE}.enabled") is True
+
+
+@pytest.mark.parametrize(
+    "permission, roles",
+    [
+        ("collective.eduhub_alerts: Receive alerts", {"Authenticated"}),
+        ("collective.eduhub_alerts: Send alerts", {"Manager", "Site Administrator"}),
+    ],
+)
+def test_permissions_are_granted_by_default(portal, permission, roles):
+    granted = {r["name"] for r in portal.rolesOfPermission(permission) if r["selected"]}
+    assert granted == roles
+
+
+def test_uninstall_removes_layer_and_settings(portal, installer):
+    installer.uninstall_product(PACKAGE)
+    assert not installer.is_product_installed(PACKAGE)
+    assert IEduhubAlertsLayer not in browserlayer_utils.registered_layers()
+    assert api.portal.get_registry_record(f"{PACKAGE}.enabled", default=None) is None
