@@ -38,10 +38,16 @@ def run(var_dir: Path):
         secret=_secret(var_dir),
         redis_url=os.environ.get("EDUHUB_REDIS_URL") or "redis://127.0.0.1:6379/0",
         plone_port=int(os.environ.get("PLONE_PORT") or 8080),
-        sidecar_port=int(os.environ.get("EDUHUB_SIDECAR_PORT") or 8090),
+        sidecar_port=int(os.environ.get("EDUHUB_PORT") or 8090),
         site_id=os.environ.get("PLONE_SITE_ID") or "Plone",
         admin_user=os.environ.get("PLONE_ADMIN_USER") or "admin",
         admin_password=os.environ.get("PLONE_ADMIN_PASSWORD") or "admin",
+        # What the operator set wins over the defaults derived from the ports.
+        extra_env={
+            name: os.environ[name]
+            for name in ("EDUHUB_WS_PUBLIC_URL", "EDUHUB_WS_ALLOWED_ORIGINS")
+            if os.environ.get(name)
+        },
     )
     stack = Stack(config)
     stopping = False

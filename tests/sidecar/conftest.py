@@ -71,7 +71,7 @@ def make_token(alerts_secret):
              secret=None, drop=(), **extra) -> str:
         claims = {
             "sub": sub,
-            "principals": list(principals),
+            "principals": list(principals) if isinstance(principals, (list, tuple)) else principals,
             "scope": scope,
             "exp": int(time.time()) + expires_in,
             "aud": audience,

@@ -7,6 +7,7 @@ from .settings import Settings
 
 import argparse
 import logging
+import re
 import sys
 import uvicorn
 
@@ -20,6 +21,24 @@ APP_FACTORY = "eduhub_alerts_sidecar.app:create_app"
 # which is the back-pressure the hub's bounded send queues rely on. To be
 # measured against the websockets library's own server in the performance issue.
 WS_PROTOCOL = "websockets-sansio"
+
+
+class RedactTokens(logging.Filter):
+    """Blank out ``token=...`` in log records.
+
+    uvicorn logs every WebSocket handshake with its query string, and the
+    ``token`` query parameter is a bearer credential (valid for minutes, but
+    logs live longer).
+    """
+
+    PATTERN = re.compile(r"(token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.PATTERN.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,7 +59,7 @@ def uvicorn_config(settings: Settings, app: FastAPI | str = APP_FACTORY) -> uvic
     ``app`` is the factory's import string (the server builds the app from the
     environment) or an app object.
     """
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         factory=isinstance(app, str),
         host=settings.host,
@@ -58,6 +77,12 @@ def uvicorn_config(settings: Settings, app: FastAPI | str = APP_FACTORY) -> uvic
         # X-Forwarded-* are only trustworthy behind a proxy the operator controls.
         proxy_headers=settings.proxy_headers,
     )
+    # After Config(): creating it (re)configures uvicorn's loggers.
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+    return config
 
 
 def configure_logging(level: str) -> None:

@@ -9,7 +9,7 @@ secret field (today: ``EDUHUB_ALERTS_SECRET_FILE``).
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -108,7 +108,8 @@ class Settings(BaseSettings):
         100,
         ge=1,
         le=10_000,
-        description="EDUHUB_READER_BATCH_SIZE: entries fetched per XREAD (COUNT). Default 100.",
+        description="EDUHUB_READER_BATCH_SIZE: entries fetched per XREAD (COUNT); at most "
+        "EDUHUB_SEND_QUEUE_SIZE. Default 100.",
     )
     heartbeat_seconds: int = Field(
         25,
@@ -188,6 +189,18 @@ class Settings(BaseSettings):
         if value not in {"critical", "error", "warning", "info", "debug", "trace"}:
             raise ValueError("EDUHUB_LOG_LEVEL must be critical, error, warning, info, debug or trace")
         return value
+
+    @model_validator(mode="after")
+    def _batch_fits_in_send_queue(self) -> "Settings":
+        # The reader hands a whole XREAD batch to the hub without pausing, so
+        # a batch larger than a send queue would cut off clients that are not
+        # slow at all.
+        if self.reader_batch_size > self.send_queue_size:
+            raise ValueError(
+                "EDUHUB_READER_BATCH_SIZE must not exceed EDUHUB_SEND_QUEUE_SIZE "
+                f"({self.reader_batch_size} > {self.send_queue_size})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,51 @@
+# EduHub Alerts: the two commands are `make run` and `make test`.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# pip's notes about local index folders that do not exist are noise here.
+QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: help
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python setup.py sidecar/pyproject.toml requirements-dev.txt constraints.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP)  ## Create .venv and install both packages with the pinned dependencies
+
+.PHONY: run
+run: install  ## Start Redis, Plone (:8080) and the sidecar (:8090); Ctrl-C stops all three
+	$(BIN)/python -m devstack run
+
+.PHONY: test
+test: install  ## Run the whole test suite with coverage of both packages
+	$(BIN)/python -m pytest --cov --cov-report=term-missing $(PYTEST_ARGS)
+
+.PHONY: docs
+docs: install  ## Build the documentation (strict) into site/
+	$(BIN)/mkdocs build --strict
+
+.PHONY: constraints
+constraints: install  ## Re-freeze constraints.txt from the virtual environment
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --all --exclude-editable \
+	  | grep -vE '^(pip|-e)[= ]' | sort -f; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	{ echo "# Generated from constraints.txt by make constraints: pins for buildout.cfg."; \
+	  echo "[versions]"; grep -E '^[A-Za-z0-9]' constraints.txt | sed 's/==/ = /'; } > versions.cfg
+
+.PHONY: clean
+clean:  ## Remove the virtual environment and build output (keeps var/, the site's data)
+	rm -rf $(VENV) site build dist .coverage .coverage.* htmlcov

@@ -1,0 +1,264 @@
+"""The hub without a network: topic matching, audience index, fan-out, slow
+consumers. Transports here are fakes that record frames; where a fake never
+drains, that is the point (a client that stopped reading), which a real
+socket would only show after megabytes of kernel buffers."""
+
+from eduhub_alerts_sidecar.auth import Identity
+from eduhub_alerts_sidecar.monitoring import Metrics
+from eduhub_alerts_sidecar.websocket_hub import (
+    Hub,
+    Subscriptions,
+    compile_topic_pattern,
+    stream_timestamp_ms,
+    topic_matches,
+)
+
+import asyncio
+import json
+import pytest
+import time
+
+
+class FakeTransport:
+    """Records frames and the close; ``stuck=True`` never finishes a send."""
+
+    def __init__(self, stuck: bool = False, fail: bool = False):
+        self.stuck = stuck
+        self.fail = fail
+        self.frames: asyncio.Queue[str] = asyncio.Queue()
+        self.closed = asyncio.Event()
+        self.close_code: tuple[int, str] | None = None
+
+    async def send_text(self, data: str) -> None:
+        if self.fail:
+            raise ConnectionResetError("peer went away")
+        if self.stuck:
+            await asyncio.Event().wait()  # a client that stopped reading
+        self.frames.put_nowait(data)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        self.close_code = (code, reason)
+        self.closed.set()
+
+    async def next_frame(self) -> str:
+        async with asyncio.timeout(2):
+            return await self.frames.get()
+
+    async def next_json(self) -> dict:
+        return json.loads(await self.next_frame())
+
+    async def wait_closed(self) -> tuple[int, str]:
+        async with asyncio.timeout(2):
+            await self.closed.wait()
+        return self.close_code
+
+
+def identity(sub="jane", principals=("Authenticated", "user:jane"), expires_in=300):
+    return Identity(sub, frozenset(principals), frozenset({"alerts:read"}), time.time() + expires_in)
+
+
+def alert(topic="workflow.publish", audience=("Authenticated",), **extra):
+    return {"id": "a" * 32, "topic": topic, "audience": list(audience), **extra}
+
+
+@pytest.fixture
+def metrics():
+    return Metrics()
+
+
+@pytest.fixture
+async def hub(metrics):
+    hub = Hub(metrics, send_queue_size=4)
+    yield hub
+    await hub.close_all()
+
+
+async def connected(hub, transport, topics=(), **who):
+    conn = hub.connect(transport, identity(**who))
+    assert (await transport.next_json())["type"] == "welcome"
+    if topics:
+        await hub.handle_text(conn, json.dumps({"type": "subscribe", "topics": list(topics)}))
+        assert (await transport.next_json())["type"] == "subscribed"
+    return conn
+
+
+# --- topic patterns -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pattern, topic, expected",
+    [
+        ("workflow.publish", "workflow.publish", True),
+        ("workflow.publish", "workflow.retract", False),
+        ("workflow.*", "workflow.publish", True),
+        ("workflow.*", "workflow", False),
+        ("workflow.*", "workflow.publish.extra", False),
+        ("*.publish", "workflow.publish", True),
+        ("*", "manual", True),
+        ("*", "workflow.publish", False),
+        ("app.*.finished", "app.schedule_import.finished", True),
+        ("app.*.finished", "app.schedule_import.started", False),
+        ("*.*", "content.added", True),
+        ("content.*", "contentx.added", False),
+    ],
+)
+def test_topic_pattern_star_matches_exactly_one_segment(pattern, topic, expected):
+    assert topic_matches(pattern, topic) is expected
+
+
+def test_topic_pattern_is_compiled_to_segments_with_none_for_star():
+    assert compile_topic_pattern("app.*.finished") == ("app", None, "finished")
+
+
+def test_subscriptions_keep_first_subscription_order_and_ignore_duplicates():
+    subs = Subscriptions()
+    subs.add(["workflow.*", "manual", "workflow.*"])
+    subs.add(["content.added"])
+    assert subs.topics() == ["workflow.*", "manual", "content.added"]
+    assert len(subs) == 3
+    subs.remove(["manual", "not.there"])
+    assert subs.topics() == ["workflow.*", "content.added"]
+
+
+def test_subscriptions_match_exact_and_wildcard_patterns():
+    subs = Subscriptions()
+    assert not subs.matches("manual", ("manual",))
+    subs.add(["manual", "workflow.*"])
+    assert subs.matches("manual", ("manual",))
+    assert subs.matches("workflow.publish", ("workflow", "publish"))
+    assert not subs.matches("content.added", ("content", "added"))
+    subs.remove(["workflow.*"])
+    assert not subs.matches("workflow.publish", ("workflow", "publish"))
+
+
+def test_stream_timestamp_is_the_millisecond_part_of_the_stream_id():
+    assert stream_timestamp_ms("1700000000123-7") == 1700000000123
+    assert stream_timestamp_ms("not-an-id") is None
+
+
+# --- fan-out ------------------------------------------------------------------
+
+
+async def test_broadcast_reaches_only_subscribed_connections_in_the_audience(hub):
+    jane, bob, idle = FakeTransport(), FakeTransport(), FakeTransport()
+    await connected(hub, jane, ["workflow.*"], sub="jane", principals=("user:jane",))
+    await connected(hub, bob, ["workflow.*"], sub="bob", principals=("user:bob",))
+    await connected(hub, idle, [], sub="ida", principals=("user:jane",))  # not subscribed
+
+    assert hub.broadcast("1-0", alert(audience=["user:jane"])) == 1
+    assert hub.broadcast("2-0", alert(audience=["user:bob", "user:jane"])) == 2
+    assert hub.broadcast("3-0", alert(audience=["Manager"])) == 0
+    assert hub.broadcast("4-0", alert(topic="content.added", audience=["user:jane"])) == 0
+
+    assert [(await jane.next_json())["id"] for _ in range(2)] == ["1-0", "2-0"]
+    assert (await bob.next_json())["id"] == "2-0"
+    assert jane.frames.empty() and bob.frames.empty() and idle.frames.empty()
+
+
+async def test_alert_frame_is_encoded_once_and_shared_by_all_recipients(hub):
+    one, two = FakeTransport(), FakeTransport()
+    await connected(hub, one, ["workflow.publish"], principals=("Authenticated",))
+    await connected(hub, two, ["workflow.publish"], principals=("Authenticated", "Manager"))
+    hub.broadcast("1700000000000-0", alert(audience=["Authenticated", "Manager"]))
+    first, second = await one.next_frame(), await two.next_frame()
+    assert first is second  # the very same str object, not an equal copy
+    assert json.loads(first) == {
+        "type": "alert", "id": "1700000000000-0", "alert": alert(audience=["Authenticated", "Manager"]),
+    }
+
+
+async def test_delivery_is_counted_and_latency_observed_from_the_stream_id(hub, metrics):
+    transport = FakeTransport()
+    await connected(hub, transport, ["workflow.publish"])
+    published_ms = int(time.time() * 1000) - 50
+    hub.broadcast(f"{published_ms}-0", alert())
+    # The writer counts in the same step as the write, before it awaits again.
+    await transport.next_frame()
+    registry = metrics.registry
+    assert registry.get_sample_value("eduhub_alerts_sent_total", {"channel": "websocket"}) == 1
+    assert registry.get_sample_value("eduhub_alerts_broadcast_latency_seconds_count") == 1
+    assert registry.get_sample_value("eduhub_alerts_broadcast_latency_seconds_sum") >= 0.05
+
+
+async def test_slow_consumer_is_closed_with_1013_and_others_keep_receiving(hub, metrics):
+    slow, fast = FakeTransport(stuck=True), FakeTransport()
+    slow_conn = hub.connect(slow, identity())  # the welcome is taken and never finishes
+    await hub.handle_text(slow_conn, json.dumps({"type": "subscribe", "topics": ["workflow.*"]}))
+    await connected(hub, fast, ["workflow.*"])
+    # Queue size 4: the subscribed reply plus three alerts fill the slow
+    # connection's queue and the fourth overflows it; the fast one's writer
+    # drained its queue, so four alerts fit.
+    for n in range(4):
+        hub.broadcast(f"{n}-0", alert())
+    assert await slow.wait_closed() == (1013, "try again later")
+    assert slow_conn.id not in hub.connections
+    assert [(await fast.next_json())["id"] for _ in range(4)] == [f"{n}-0" for n in range(4)]
+    assert metrics.registry.get_sample_value(
+        "eduhub_alerts_failed_total", {"channel": "websocket", "reason": "slow_consumer"}
+    ) == 1
+    assert metrics.registry.get_sample_value("eduhub_websocket_connections") == 1
+    # Later broadcasts no longer consider the cut-off connection.
+    assert hub.broadcast("9-0", alert()) == 1
+
+
+async def test_connection_whose_write_fails_is_forgotten(hub, metrics):
+    transport = FakeTransport(fail=True)
+    conn = hub.connect(transport, identity())  # the welcome write fails
+    await hub.disconnect(conn)  # what the endpoint does when it sees the disconnect
+    assert conn.id not in hub.connections
+    assert metrics.registry.get_sample_value("eduhub_websocket_connections") == 0
+
+
+async def test_failed_write_unregisters_before_the_endpoint_notices(hub):
+    transport = FakeTransport(fail=True)
+    conn = hub.connect(transport, identity())
+    # The writer runs at the next loop iteration; wait for it, not for time.
+    async with asyncio.timeout(2):
+        while conn.id in hub.connections:
+            await asyncio.sleep(0)
+    assert hub.broadcast("1-0", alert()) == 0
+
+
+async def test_expired_identity_is_closed_with_4401(hub):
+    transport = FakeTransport()
+    hub.connect(transport, identity(expires_in=-1))
+    assert await transport.wait_closed() == (4401, "token expired")
+    assert not hub.connections
+
+
+async def test_close_all_closes_every_connection_with_1001(metrics):
+    hub = Hub(metrics)
+    transports = [FakeTransport() for _ in range(3)]
+    for transport in transports:
+        hub.connect(transport, identity())
+    await hub.close_all()
+    assert [t.close_code for t in transports] == [(1001, "server shutting down")] * 3
+    assert not hub.connections
+    assert metrics.registry.get_sample_value("eduhub_websocket_connections") == 0
+
+
+async def test_disconnect_is_idempotent(hub):
+    transport = FakeTransport()
+    conn = hub.connect(transport, identity())
+    await hub.disconnect(conn, 1000, "bye")
+    await hub.disconnect(conn, 4000, "again")
+    assert transport.close_code == (1000, "bye")
+    assert conn.closed
+
+
+async def test_ping_gets_pong_and_binary_gets_error(hub):
+    transport = FakeTransport()
+    conn = await connected(hub, transport)
+    await hub.handle_text(conn, '{"type":"ping"}')
+    assert await transport.next_json() == {"type": "pong"}
+    hub.handle_binary(conn)
+    assert (await transport.next_json())["code"] == "bad_request"
+
+
+async def test_welcome_names_the_user_and_the_heartbeat(metrics):
+    hub = Hub(metrics, heartbeat_seconds=30)
+    transport = FakeTransport()
+    conn = hub.connect(transport, identity(sub="jane"))
+    welcome = await transport.next_json()
+    await hub.close_all()
+    assert welcome == {"type": "welcome", "connection_id": conn.id, "user": "jane", "heartbeat": 30}
