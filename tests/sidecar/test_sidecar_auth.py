@@ -48,7 +48,9 @@ def test_identity_is_immutable(make_token, alerts_secret):
         ({"sub": ""}, "invalid"),
     ],
 )
-def test_unacceptable_token_raises_auth_error_with_reason(make_token, alerts_secret, claims, reason):
+def test_unacceptable_token_raises_auth_error_with_reason(
+    make_token, alerts_secret, claims, reason
+):
     with pytest.raises(AuthError) as info:
         verify(make_token(**claims), alerts_secret)
     assert info.value.reason == reason

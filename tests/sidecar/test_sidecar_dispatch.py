@@ -59,7 +59,9 @@ async def test_resolving_again_keeps_the_position_reached(reader, redis_client, 
     assert await reader.resolve_start() == "5-0"
 
 
-async def test_reader_broadcasts_entries_added_after_start_in_order(reader, redis_client, make_alert):
+async def test_reader_broadcasts_entries_added_after_start_in_order(
+    reader, redis_client, make_alert
+):
     old = make_alert(title="old")
     xadd(redis_client, reader, old)
     await reader.resolve_start()
@@ -182,3 +184,64 @@ async def test_supervise_returns_when_the_task_finishes():
         return None
 
     await supervise("done", done)
+
+
+# --- cancellation that Redis swallows ------------------------------------------
+# Python 3.11's asyncio.wait_for, which redis-py uses for every command, can
+# swallow a cancellation that arrives as the write completes (seen here with
+# redis-py 8.1: XREAD then returns [] and the task runs on). The fakes below
+# swallow it on purpose to show that the loops still stop.
+
+
+class SwallowingRedis:
+    """A Redis whose XREAD absorbs a cancellation and returns nothing."""
+
+    def __init__(self):
+        self.calls = 0
+
+    async def xrevrange(self, key, count):
+        return []
+
+    async def xread(self, streams, count, block):
+        self.calls += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return []  # what redis-py does in the race
+
+
+async def test_reader_stops_even_when_redis_swallows_the_cancellation():
+    fake = SwallowingRedis()
+    reader = StreamReader(fake, RecordingHub(), Metrics(), stream_key="k")
+    task = asyncio.create_task(reader.run())
+    await asyncio.sleep(0)  # let it reach XREAD (a step, not a wait for time)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2)
+    assert task in done and task.cancelled()
+    assert fake.calls == 1
+
+
+async def test_supervise_does_not_restart_a_task_that_is_being_cancelled():
+    metrics = Metrics()
+    runs = 0
+    started = asyncio.Event()
+
+    async def swallows_then_fails():
+        nonlocal runs
+        runs += 1
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass  # swallowed, as in the redis-py race
+        raise ConnectionError("connection closed")
+
+    task = asyncio.create_task(supervise("victim", swallows_then_fails, metrics=metrics))
+    await started.wait()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2)
+    assert task in done and task.cancelled()
+    assert runs == 1
+    assert metrics.registry.get_sample_value(
+        "eduhub_background_task_failures_total", {"task": "victim"}
+    ) is None

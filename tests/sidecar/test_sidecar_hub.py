@@ -22,9 +22,10 @@ import time
 class FakeTransport:
     """Records frames and the close; ``stuck=True`` never finishes a send."""
 
-    def __init__(self, stuck: bool = False, fail: bool = False):
+    def __init__(self, stuck: bool = False, fail: bool = False, fail_close: bool = False):
         self.stuck = stuck
         self.fail = fail
+        self.fail_close = fail_close
         self.frames: asyncio.Queue[str] = asyncio.Queue()
         self.closed = asyncio.Event()
         self.close_code: tuple[int, str] | None = None
@@ -39,6 +40,8 @@ class FakeTransport:
     async def close(self, code: int, reason: str = "") -> None:
         self.close_code = (code, reason)
         self.closed.set()
+        if self.fail_close:
+            raise ConnectionResetError("peer went away first")
 
     async def next_frame(self) -> str:
         async with asyncio.timeout(2):
@@ -54,7 +57,8 @@ class FakeTransport:
 
 
 def identity(sub="jane", principals=("Authenticated", "user:jane"), expires_in=300):
-    return Identity(sub, frozenset(principals), frozenset({"alerts:read"}), time.time() + expires_in)
+    scopes = frozenset({"alerts:read"})
+    return Identity(sub, frozenset(principals), scopes, time.time() + expires_in)
 
 
 def alert(topic="workflow.publish", audience=("Authenticated",), **extra):
@@ -163,7 +167,9 @@ async def test_alert_frame_is_encoded_once_and_shared_by_all_recipients(hub):
     first, second = await one.next_frame(), await two.next_frame()
     assert first is second  # the very same str object, not an equal copy
     assert json.loads(first) == {
-        "type": "alert", "id": "1700000000000-0", "alert": alert(audience=["Authenticated", "Manager"]),
+        "type": "alert",
+        "id": "1700000000000-0",
+        "alert": alert(audience=["Authenticated", "Manager"]),
     }
 
 
@@ -262,3 +268,38 @@ async def test_welcome_names_the_user_and_the_heartbeat(metrics):
     welcome = await transport.next_json()
     await hub.close_all()
     assert welcome == {"type": "welcome", "connection_id": conn.id, "user": "jane", "heartbeat": 30}
+
+
+async def test_client_that_floods_requests_without_reading_is_cut_off(hub, metrics):
+    transport = FakeTransport(stuck=True)
+    conn = hub.connect(transport, identity())
+    for _ in range(5):  # welcome + 4 pongs: one more than the queue holds
+        await hub.handle_text(conn, '{"type":"ping"}')
+    assert await transport.wait_closed() == (1013, "try again later")
+    assert metrics.registry.get_sample_value(
+        "eduhub_alerts_failed_total", {"channel": "websocket", "reason": "slow_consumer"}
+    ) == 1
+
+
+async def test_messages_after_close_are_dropped_quietly(hub):
+    transport = FakeTransport()
+    conn = await connected(hub, transport)
+    await hub.disconnect(conn)
+    await hub.handle_text(conn, '{"type":"ping"}')
+    assert transport.frames.empty()
+
+
+async def test_close_tolerates_a_transport_that_is_already_gone(hub):
+    transport = FakeTransport(fail_close=True)
+    conn = hub.connect(transport, identity())
+    await hub.disconnect(conn, 1000)
+    assert conn.closed and not hub.connections
+
+
+async def test_close_all_waits_for_closes_already_under_way(metrics):
+    hub = Hub(metrics)
+    transport = FakeTransport()
+    conn = hub.connect(transport, identity())
+    hub.drop(conn, 4401, "token expired")  # runs in the background
+    await hub.close_all()
+    assert transport.close_code == (4401, "token expired")

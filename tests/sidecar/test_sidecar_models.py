@@ -89,10 +89,14 @@ def test_unsubscribe_and_ping_are_parsed():
         ('{"type": 5}', "bad_request", "type: a string is required"),
         ('{"type": "refresh"}', "unknown_type", "unknown message type 'refresh'"),
         ('{"type": "subscribe"}', "bad_request", "topics: Field required"),
-        ('{"type": "subscribe", "topics": []}', "bad_request", "topics: List should have at least 1"),
-        ('{"type": "subscribe", "topics": "a"}', "bad_request", "topics: Input should be a valid list"),
-        ('{"type": "subscribe", "topics": ["a..b"]}', "bad_request", "topics.0: not a topic pattern"),
-        ('{"type": "subscribe", "topics": ["wf*"]}', "bad_request", "topics.0: not a topic pattern"),
+        ('{"type": "subscribe", "topics": []}', "bad_request",
+         "topics: List should have at least 1"),
+        ('{"type": "subscribe", "topics": "a"}', "bad_request",
+         "topics: Input should be a valid list"),
+        ('{"type": "subscribe", "topics": ["a..b"]}', "bad_request",
+         "topics.0: not a topic pattern"),
+        ('{"type": "subscribe", "topics": ["wf*"]}', "bad_request",
+         "topics.0: not a topic pattern"),
         ('{"type": "subscribe", "topics": ["a"], "since": "yesterday"}', "bad_request",
          "since: not a stream id"),
         ('{"type": "ping", "extra": 1}', "bad_request", "extra: Extra inputs are not permitted"),
@@ -112,4 +116,5 @@ def test_topic_pattern_longer_than_200_characters_is_refused():
 
 
 def test_frames_are_encoded_as_compact_utf8_json():
-    assert encode_frame({"type": "error", "message": "Grüße"}) == '{"type":"error","message":"Grüße"}'
+    frame = {"type": "error", "message": "Grüße"}
+    assert encode_frame(frame) == '{"type":"error","message":"Grüße"}'

@@ -75,6 +75,12 @@ def test_secret_is_read_from_a_file(clean_env, tmp_path):
     assert Settings().alerts_secret.get_secret_value() == SECRET
 
 
+def test_secret_is_read_from_a_secrets_directory(clean_env, tmp_path):
+    (tmp_path / "eduhub_alerts_secret").write_text(SECRET)
+    clean_env.setenv("EDUHUB_SECRETS_DIR", str(tmp_path))
+    assert Settings().alerts_secret.get_secret_value() == SECRET
+
+
 def test_secret_variable_wins_over_the_file(clean_env, tmp_path):
     path = tmp_path / "alerts_secret"
     path.write_text("f" * 40)

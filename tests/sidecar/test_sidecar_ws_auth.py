@@ -60,6 +60,12 @@ async def test_missing_token_is_closed_with_4401(sidecar):
         assert await close_of(ws) == (4401, "unauthorized: missing")
 
 
+async def test_subprotocol_without_a_token_is_closed_with_4401(sidecar):
+    async with open_ws(sidecar, subprotocols=["eduhub-alerts"]) as ws:
+        assert ws.subprotocol == "eduhub-alerts"
+        assert await close_of(ws) == (4401, "unauthorized: missing")
+
+
 async def test_forged_token_is_closed_with_4401(sidecar, make_token):
     forged = make_token(secret="an-attacker-secret-that-is-long-enough-32")
     async with open_ws(sidecar, forged) as ws:

@@ -3,5 +3,5 @@
 from .cli import main
 
 
-if __name__ == "__main__":  # pragma: no cover - exercised as a subprocess
+if __name__ == "__main__":
     main()

@@ -79,7 +79,11 @@ async def lifespan(app: FastAPI):
         yield
     finally:
         state.reader_task.cancel()
-        await asyncio.wait([state.reader_task])
+        # The reader notices a cancellation within one XREAD block at worst
+        # (see services.raise_if_cancel_requested); never hang shutdown on it.
+        _, pending = await asyncio.wait([state.reader_task], timeout=settings.redis_socket_timeout)
+        if pending:
+            log.error("stream reader did not stop within %.0fs", settings.redis_socket_timeout)
         await state.hub.close_all()
         await state.redis.aclose()
 

@@ -94,7 +94,9 @@ def configure_logging(level: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``eduhub-alerts-sidecar`` and ``python -m eduhub_alerts_sidecar``."""
     args = parse_args(argv)
-    overrides = {key: value for key in ("host", "port") if (value := getattr(args, key)) is not None}
+    overrides = {
+        key: value for key in ("host", "port") if (value := getattr(args, key)) is not None
+    }
     try:
         # Validate the configuration here, so a mistake is one clear message
         # rather than a traceback from inside the server.

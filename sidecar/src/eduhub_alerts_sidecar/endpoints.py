@@ -72,7 +72,8 @@ class StarletteTransport:
     async def close(self, code: int, reason: str = "") -> None:
         ws = self.websocket
         # Nothing to close when either side has gone already.
-        if ws.application_state is WebSocketState.CONNECTED and ws.client_state is WebSocketState.CONNECTED:
+        connected = WebSocketState.CONNECTED
+        if ws.application_state is connected and ws.client_state is connected:
             await ws.close(code=code, reason=reason)
 
 

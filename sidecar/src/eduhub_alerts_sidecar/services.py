@@ -23,6 +23,20 @@ ALERT_FIELD = b"alert"  # each stream entry has one field, holding the alert's J
 EMPTY_STREAM_ID = "0-0"
 
 
+def raise_if_cancel_requested() -> None:
+    """Raise ``CancelledError`` if someone asked to cancel the current task.
+
+    On Python 3.11, ``asyncio.wait_for`` (which redis-py uses to send each
+    command) swallows a cancellation that arrives just as the wrapped write
+    completes: the command then returns normally and the task would run on.
+    The request stays recorded on the task (``Task.cancelling()``), so loops
+    check it once per iteration and honour it.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def supervise(
     name: str,
     factory: Callable[[], Awaitable[None]],
@@ -52,6 +66,9 @@ async def supervise(
         except asyncio.CancelledError:
             raise
         except Exception:
+            # A failure right after a swallowed cancellation is not a crash to
+            # recover from: we are being stopped.
+            raise_if_cancel_requested()
             log.exception("background task %s crashed; restarting in %.1fs", name, delay)
             if metrics is not None:
                 metrics.task_failures.labels(task=name).inc()
@@ -95,6 +112,7 @@ class StreamReader:
         """Read forever; raises on Redis errors (the supervisor restarts it)."""
         await self.resolve_start()
         while True:
+            raise_if_cancel_requested()
             response = await self.redis.xread(
                 {self.stream_key: self.last_id}, count=self.batch_size, block=self.block_ms
             )

@@ -3,7 +3,11 @@
 Every field's description states its default; ``sidecar/README.md`` lists them
 for operators. Secrets may also come from files (Docker / Kubernetes secrets):
 ``EDUHUB_<NAME>_FILE`` names a file whose content is the value, for every
-secret field (today: ``EDUHUB_ALERTS_SECRET_FILE``).
+secret field (today: ``EDUHUB_ALERTS_SECRET_FILE``); and ``EDUHUB_SECRETS_DIR``
+names a directory where a file per setting (``eduhub_alerts_secret``) is read.
+
+Precedence, highest first: keyword arguments, ``EDUHUB_*`` variables,
+``EDUHUB_*_FILE`` files, the secrets directory, defaults.
 """
 
 from pathlib import Path
@@ -15,6 +19,7 @@ from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
 )
 
@@ -187,7 +192,9 @@ class Settings(BaseSettings):
     def _known_log_level(cls, value: str) -> str:
         value = value.lower()
         if value not in {"critical", "error", "warning", "info", "debug", "trace"}:
-            raise ValueError("EDUHUB_LOG_LEVEL must be critical, error, warning, info, debug or trace")
+            raise ValueError(
+                "EDUHUB_LOG_LEVEL must be critical, error, warning, info, debug or trace"
+            )
         return value
 
     @model_validator(mode="after")
@@ -211,13 +218,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (
-            init_settings,
-            env_settings,
-            SecretFileSource(settings_cls),
-            dotenv_settings,
-            file_secret_settings,
-        )
+        sources = [init_settings, env_settings, SecretFileSource(settings_cls), dotenv_settings]
+        secrets_dir = os.environ.get(f"{ENV_PREFIX}SECRETS_DIR")
+        if secrets_dir:
+            # Only when asked for: pydantic-settings warns about a missing directory.
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+        return tuple(sources)
 
     @property
     def redis_socket_timeout(self) -> float:

@@ -218,13 +218,26 @@ class Connection:
             log.debug("connection %s: write failed: %r", self.id, exc)
             self._on_dead(self)
 
-    async def close(self, code: int, reason: str = "") -> None:
-        """Stop writing and close the transport with ``code``; idempotent."""
+    def begin_close(self) -> bool:
+        """Mark the connection as closing, synchronously; False if it already was.
+
+        From then on frames offered to it are dropped silently, so a client
+        cut off as a slow consumer is counted once, not once per frame.
+        """
         if self._closed:
-            return
+            return False
         self._closed = True
         if self.expiry is not None:
             self.expiry.cancel()
+        return True
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Stop writing and close the transport with ``code``; idempotent."""
+        if self.begin_close():
+            await self.finish_close(code, reason)
+
+    async def finish_close(self, code: int, reason: str) -> None:
+        """The asynchronous half of ``close``, after ``begin_close`` returned True."""
         writer = self._writer
         if writer is not None and writer is not asyncio.current_task():
             writer.cancel()
@@ -244,7 +257,9 @@ class Connection:
 class Hub:
     """Registry of connections and fan-out of alerts to them."""
 
-    def __init__(self, metrics: Metrics, *, send_queue_size: int = 256, heartbeat_seconds: int = 25):
+    def __init__(
+        self, metrics: Metrics, *, send_queue_size: int = 256, heartbeat_seconds: int = 25
+    ):
         self.metrics = metrics
         self.send_queue_size = send_queue_size
         self.heartbeat_seconds = heartbeat_seconds
@@ -285,7 +300,9 @@ class Hub:
                     del self._by_principal[principal]
         self.metrics.websocket_connections.dec()
 
-    async def disconnect(self, conn: Connection, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+    async def disconnect(
+        self, conn: Connection, code: int = CLOSE_NORMAL, reason: str = ""
+    ) -> None:
         """Forget ``conn`` and close it with ``code`` (a no-op if closed already)."""
         self._unregister(conn)
         await conn.close(code, reason)
@@ -297,11 +314,15 @@ class Hub:
         the background.
         """
         self._unregister(conn)
-        task = asyncio.get_running_loop().create_task(conn.close(code, reason))
+        if not conn.begin_close():
+            return
+        task = asyncio.get_running_loop().create_task(conn.finish_close(code, reason))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> None:
+    async def close_all(
+        self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down"
+    ) -> None:
         """Close every connection (shutdown)."""
         conns = list(self.connections.values())
         for conn in conns:
@@ -338,7 +359,8 @@ class Hub:
         elif isinstance(message, Unsubscribe):
             conn.subscriptions.remove(message.topics)
             self._send(conn, unsubscribed_frame(conn.subscriptions.topics()))
-        elif isinstance(message, Ping):
+        else:
+            assert isinstance(message, Ping)  # the last of CLIENT_MESSAGE_TYPES
             self._send(conn, pong_frame())
 
     def handle_binary(self, conn: Connection) -> None:
@@ -368,7 +390,8 @@ class Hub:
         recipients = self.recipients(alert["audience"], alert["topic"])
         if not recipients:
             return 0
-        item: QueueItem = (encode_frame(alert_frame(stream_id, alert)), stream_timestamp_ms(stream_id))
+        frame = encode_frame(alert_frame(stream_id, alert))
+        item: QueueItem = (frame, stream_timestamp_ms(stream_id))
         queued = 0
         for conn in recipients:
             if conn.offer(item):
