@@ -44,7 +44,7 @@ class StackConfig:
         return f"ws://localhost:{self.sidecar_port}/ws"
 
     def environment(self) -> dict:
-        """What Plone and the sidecar read (DESIGN.md's EDUHUB_* variables)."""
+        """What Plone and the sidecar read (the EDUHUB_* variables of .env.example)."""
         plone_origins = {f"http://localhost:{self.plone_port}", f"http://127.0.0.1:{self.plone_port}"}
         sidecar_origins = {self.sidecar_url, f"http://127.0.0.1:{self.sidecar_port}"}
         return {

@@ -1,6 +1,6 @@
 """Verification of the HS256 tokens Plone's ``@alerts-token`` issues.
 
-Claims (DESIGN.md): ``sub``, ``principals`` (list of strings, the user's
+Claims (docs/api/endpoints/alerts.md): ``sub``, ``principals`` (list of strings, the user's
 ``allowedRolesAndUsers`` values), ``scope`` (space-separated, OAuth 2.0 style),
 ``exp`` and ``aud`` (``eduhub-alerts``). The sidecar never calls Plone back:
 the signature and these claims are all it trusts.

@@ -113,7 +113,7 @@ async def reject(websocket: WebSocket, code: int, reason: str) -> None:
 
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
-    """The alert WebSocket (protocol in DESIGN.md and sidecar/README.md)."""
+    """The alert WebSocket (protocol in sidecar/README.md)."""
     settings = websocket.app.state.settings
     hub: Hub = websocket.app.state.hub
 

@@ -1,7 +1,7 @@
 """What goes over the wire: alerts (validated against the shared JSON Schema),
 client -> server messages (pydantic) and server -> client frames.
 
-Frames (JSON text, compact), see DESIGN.md "WebSocket /ws":
+Frames (JSON text, compact), see sidecar/README.md "WebSocket protocol":
 
 - ``{"type":"welcome","connection_id":"...","user":"<sub>","heartbeat":25}``
 - ``{"type":"subscribed","topics":[...]}`` and ``{"type":"unsubscribed","topics":[...]}``;
@@ -130,7 +130,7 @@ class Subscribe(ClientMessage):
     """``{"type":"subscribe","topics":[...],"since":"<stream id>"}``.
 
     ``since`` is accepted as the contract defines it; replaying history from
-    it is not implemented yet (issue 4).
+    it is not implemented yet.
     """
 
     type: Literal["subscribe"]

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one app (names from DESIGN.md, base units).
+"""Prometheus metrics of one app (names of the public contract, base units).
 
 Each ``Metrics`` owns its ``CollectorRegistry`` instead of using the global
 default one, so several apps (tests, or replicas in one process) never collide

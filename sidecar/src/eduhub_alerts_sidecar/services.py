@@ -2,7 +2,7 @@
 keep such background tasks alive.
 
 Every replica reads the whole stream with plain ``XREAD`` and tracks its own
-position (DESIGN.md); Slack delivery with a consumer group comes later.
+position; Slack delivery with a consumer group comes later.
 """
 
 from collections.abc import Awaitable, Callable
@@ -100,7 +100,7 @@ class StreamReader:
         """Fix the position at the stream's newest entry (``0-0`` if empty), once.
 
         Later calls keep the position already reached. Live delivery starts
-        after it; replaying older entries is what ``since`` is for (issue 4).
+        after it; replaying older entries is what ``since`` is for.
         """
         if self.last_id is None:
             newest = await self.redis.xrevrange(self.stream_key, count=1)

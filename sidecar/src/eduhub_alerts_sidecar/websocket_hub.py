@@ -4,7 +4,7 @@ Transport-agnostic: a connection is reached only through ``Transport``
 (``send_text`` / ``close``), so the ASGI endpoint of today and a different
 server tomorrow plug in the same way.
 
-Design for fan-out to many connections (see issue 4's targets):
+Design for fan-out to many connections (thousands of connections per process):
 
 - each alert frame is encoded once per broadcast and the same ``str`` object
   is queued for every recipient;
@@ -44,7 +44,7 @@ import uuid
 
 log = logging.getLogger(__name__)
 
-# Close codes (DESIGN.md): 4401 auth, 4403 origin; 1013 and 1001 are RFC 6455's
+# Close codes of the public contract: 4401 auth, 4403 origin; 1013 and 1001 are RFC 6455's
 # "try again later" and "going away".
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
