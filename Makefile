@@ -36,7 +36,7 @@ test: install  ## Run the whole test suite with coverage of both packages
 
 .PHONY: docs
 docs: install  ## Build the documentation (strict) into site/
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 .PHONY: constraints
 constraints: install  ## Re-freeze constraints.txt from the virtual environment

@@ -3,7 +3,6 @@ consumers. Transports here are fakes that record frames; where a fake never
 drains, that is the point (a client that stopped reading), which a real
 socket would only show after megabytes of kernel buffers."""
 
-from eduhub_alerts_sidecar.auth import Identity
 from eduhub_alerts_sidecar.monitoring import Metrics
 from eduhub_alerts_sidecar.websocket_hub import (
     Hub,
@@ -13,56 +12,12 @@ from eduhub_alerts_sidecar.websocket_hub import (
     topic_matches,
 )
 
+from tests.sidecar.fakes import FakeTransport, alert, identity
+
 import asyncio
 import json
 import pytest
 import time
-
-
-class FakeTransport:
-    """Records frames and the close; ``stuck=True`` never finishes a send."""
-
-    def __init__(self, stuck: bool = False, fail: bool = False, fail_close: bool = False):
-        self.stuck = stuck
-        self.fail = fail
-        self.fail_close = fail_close
-        self.frames: asyncio.Queue[str] = asyncio.Queue()
-        self.closed = asyncio.Event()
-        self.close_code: tuple[int, str] | None = None
-
-    async def send_text(self, data: str) -> None:
-        if self.fail:
-            raise ConnectionResetError("peer went away")
-        if self.stuck:
-            await asyncio.Event().wait()  # a client that stopped reading
-        self.frames.put_nowait(data)
-
-    async def close(self, code: int, reason: str = "") -> None:
-        self.close_code = (code, reason)
-        self.closed.set()
-        if self.fail_close:
-            raise ConnectionResetError("peer went away first")
-
-    async def next_frame(self) -> str:
-        async with asyncio.timeout(2):
-            return await self.frames.get()
-
-    async def next_json(self) -> dict:
-        return json.loads(await self.next_frame())
-
-    async def wait_closed(self) -> tuple[int, str]:
-        async with asyncio.timeout(2):
-            await self.closed.wait()
-        return self.close_code
-
-
-def identity(sub="jane", principals=("Authenticated", "user:jane"), expires_in=300):
-    scopes = frozenset({"alerts:read"})
-    return Identity(sub, frozenset(principals), scopes, time.time() + expires_in)
-
-
-def alert(topic="workflow.publish", audience=("Authenticated",), **extra):
-    return {"id": "a" * 32, "topic": topic, "audience": list(audience), **extra}
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from . import __version__
 from .endpoints import router
+from .history import StreamHistory
 from .monitoring import Metrics
 from .services import StreamReader, supervise
 from .settings import Settings
@@ -51,6 +52,9 @@ async def lifespan(app: FastAPI):
     state = app.state
     settings: Settings = state.settings
     state.redis = create_redis(settings)
+    state.hub.history = StreamHistory(
+        state.redis, settings.stream_key, page_size=settings.reader_batch_size
+    )
     state.reader = StreamReader(
         state.redis,
         state.hub,

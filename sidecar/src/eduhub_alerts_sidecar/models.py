@@ -4,7 +4,8 @@ client -> server messages (pydantic) and server -> client frames.
 Frames (JSON text, compact), see sidecar/README.md "WebSocket protocol":
 
 - ``{"type":"welcome","connection_id":"...","user":"<sub>","heartbeat":25}``
-- ``{"type":"subscribed","topics":[...]}`` and ``{"type":"unsubscribed","topics":[...]}``;
+- ``{"type":"subscribed","topics":[...]}`` (plus ``"recovered":true|false``
+  after a ``since`` replay) and ``{"type":"unsubscribed","topics":[...]}``;
   in both, ``topics`` is the connection's complete subscription list after the change
 - ``{"type":"alert","id":"<stream id>","alert":{...}}``
 - ``{"type":"error","code":"...","message":"..."}``
@@ -20,6 +21,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from .stream_ids import parse_stream_id
+
 import json
 import re
 
@@ -30,7 +33,6 @@ SCHEMA_RESOURCE = "alert.v1.schema.json"
 # segment may be "*" (matching exactly one segment).
 TOPIC_PATTERN_RE = re.compile(r"^(\*|[a-z0-9_-]+)(\.(\*|[a-z0-9_-]+))*$")
 TOPIC_PATTERN_MAX_LENGTH = 200
-STREAM_ID_RE = re.compile(r"^\d+(-\d+)?$")
 
 
 # --- alerts -----------------------------------------------------------------
@@ -89,6 +91,20 @@ def validate_alert(alert: Any) -> dict:
     return alert
 
 
+def routed_to_websocket(alert: Mapping[str, Any]) -> bool:
+    """Whether a (valid) alert goes to browsers.
+
+    ``routes.websocket`` defaults to true: browsers are the default channel;
+    a producer opts out explicitly (e.g. Slack-only alerts).
+    """
+    return alert.get("routes", {}).get("websocket", True) is not False
+
+
+def visible_to(alert: Mapping[str, Any], principals: frozenset[str]) -> bool:
+    """Whether someone with ``principals`` may see a (valid) alert: a set intersection."""
+    return not principals.isdisjoint(alert["audience"])
+
+
 def parse_alert(raw: str | bytes) -> dict:
     """Decode the JSON text of an alert and validate it (``InvalidAlert`` if not)."""
     try:
@@ -111,8 +127,7 @@ def _check_topic_pattern(value: str) -> str:
 
 
 def _check_stream_id(value: str) -> str:
-    if not STREAM_ID_RE.match(value):
-        raise ValueError("not a stream id such as '1700000000000-0'")
+    parse_stream_id(value)  # raises ValueError saying what is wrong
     return value
 
 
@@ -129,8 +144,8 @@ class ClientMessage(BaseModel):
 class Subscribe(ClientMessage):
     """``{"type":"subscribe","topics":[...],"since":"<stream id>"}``.
 
-    ``since`` is accepted as the contract defines it; replaying history from
-    it is not implemented yet.
+    With ``since`` (the stream id of the last alert the client has), the
+    missed alerts matching ``topics`` are replayed before live delivery.
     """
 
     type: Literal["subscribe"]
@@ -212,9 +227,16 @@ def welcome_frame(connection_id: str, user: str, heartbeat: float) -> dict:
     return {"type": "welcome", "connection_id": connection_id, "user": user, "heartbeat": heartbeat}
 
 
-def subscribed_frame(topics: list[str]) -> dict:
-    """Answer to ``subscribe``: all topics the connection is now subscribed to."""
-    return {"type": "subscribed", "topics": topics}
+def subscribed_frame(topics: list[str], *, recovered: bool | None = None) -> dict:
+    """Answer to ``subscribe``: all topics the connection is now subscribed to.
+
+    ``recovered`` only after a ``since`` replay: whether every missed alert
+    was still in the stream.
+    """
+    frame: dict[str, Any] = {"type": "subscribed", "topics": topics}
+    if recovered is not None:
+        frame["recovered"] = recovered
+    return frame
 
 
 def unsubscribed_frame(topics: list[str]) -> dict:

@@ -50,6 +50,11 @@ class Metrics:
             ["channel", "reason"],
             registry=r,
         )
+        self.replayed = Counter(
+            "eduhub_alerts_replayed_total",
+            "Alerts sent from the stream's history (subscribe with since), one per recipient.",
+            registry=r,
+        )
         self.broadcast_latency = Histogram(
             "eduhub_alerts_broadcast_latency_seconds",
             "Time from XADD (the stream id's timestamp) to the WebSocket write.",

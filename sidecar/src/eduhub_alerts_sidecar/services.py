@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from .models import InvalidAlert, parse_alert
+from .history import decode_entry
+from .models import InvalidAlert, routed_to_websocket
 from .monitoring import WEBSOCKET, Metrics
 from .websocket_hub import Hub
 
@@ -19,7 +20,6 @@ import logging
 
 log = logging.getLogger(__name__)
 
-ALERT_FIELD = b"alert"  # each stream entry has one field, holding the alert's JSON
 EMPTY_STREAM_ID = "0-0"
 
 
@@ -125,17 +125,11 @@ class StreamReader:
     def dispatch(self, stream_id: str, fields: dict[bytes, bytes]) -> None:
         """Validate one entry and broadcast it; invalid entries are logged and counted."""
         self.metrics.published.inc()
-        raw = fields.get(ALERT_FIELD)
         try:
-            if raw is None:
-                raise InvalidAlert("", f"entry has no {ALERT_FIELD.decode()!r} field")
-            alert = parse_alert(raw)
+            alert = decode_entry(stream_id, fields)
         except InvalidAlert as exc:
             log.warning("skipping invalid alert at %s %s: %s", self.stream_key, stream_id, exc)
             self.metrics.failure(WEBSOCKET, "invalid")
             return
-        # routes.websocket defaults to true: browsers are the default channel;
-        # a producer opts out explicitly (e.g. Slack-only alerts).
-        if alert.get("routes", {}).get("websocket", True) is False:
-            return
-        self.hub.broadcast(stream_id, alert)
+        if routed_to_websocket(alert):
+            self.hub.broadcast(stream_id, alert)

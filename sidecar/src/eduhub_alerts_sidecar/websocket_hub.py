@@ -14,12 +14,20 @@ Design for fan-out to many connections (thousands of connections per process):
 - every connection has a bounded queue drained by its own writer task, so a
   slow client never blocks a broadcast; when its queue is full it is cut off
   (close 1013) instead of growing memory without bound.
+
+History (``subscribe`` with ``since``): while a connection's replay reads the
+stream, live alerts for it are held back; the replay remembers up to where
+it read (the watermark) and which topics it covered, so a live alert it
+already sent is not sent again, whether it was held or arrives later (a
+replica whose reader lags behind the replay).
 """
 
+from collections import deque
 from collections.abc import Iterable
 from typing import Protocol
 
 from .auth import Identity
+from .history import StreamHistory
 from .models import (
     Ping,
     ProtocolError,
@@ -30,11 +38,14 @@ from .models import (
     error_frame,
     parse_client_message,
     pong_frame,
+    routed_to_websocket,
     subscribed_frame,
     unsubscribed_frame,
+    visible_to,
     welcome_frame,
 )
 from .monitoring import WEBSOCKET, Metrics
+from .stream_ids import StreamPosition, parse_stream_id
 
 import asyncio
 import logging
@@ -142,6 +153,9 @@ class Subscriptions:
     def __len__(self) -> int:
         return len(self._order)
 
+    def __contains__(self, pattern: str) -> bool:
+        return pattern in self._order
+
     def matches(self, topic: str, segments: tuple[str, ...]) -> bool:
         """Whether any pattern matches ``topic`` (given also split into ``segments``)."""
         if topic in self._exact:
@@ -163,7 +177,7 @@ class Connection:
 
     __slots__ = (
         "id", "identity", "subscriptions", "_transport", "_queue", "_writer",
-        "_metrics", "_on_dead", "_closed", "expiry",
+        "_metrics", "_on_dead", "_closed", "_space", "expiry", "held", "replayed",
     )
 
     def __init__(self, transport: Transport, identity: Identity, queue_size: int,
@@ -177,7 +191,12 @@ class Connection:
         self._on_dead = on_dead
         self._closed = False
         self._writer: asyncio.Task | None = None
+        self._space: asyncio.Future | None = None  # awaited by put() while the queue is full
         self.expiry: asyncio.TimerHandle | None = None
+        # While a replay runs: live alerts held back, as (stream id, alert, item).
+        self.held: deque[tuple[str, dict, QueueItem]] | None = None
+        # After a replay: (watermark, topics it covered) until live delivery passes the watermark.
+        self.replayed: tuple[StreamPosition, Subscriptions] | None = None
 
     @property
     def principals(self) -> frozenset[str]:
@@ -200,6 +219,37 @@ class Connection:
             return False
         return True
 
+    async def put(self, item: QueueItem) -> bool:
+        """Queue a frame, waiting while the queue is full; False once the connection closes.
+
+        For replays: they go at the pace the client reads instead of cutting it off.
+        """
+        while not self._closed:
+            try:
+                self._queue.put_nowait(item)
+                return True
+            except asyncio.QueueFull:
+                self._space = asyncio.get_running_loop().create_future()
+                await self._space
+        return False
+
+    def _wake_putter(self) -> None:
+        space, self._space = self._space, None
+        if space is not None and not space.done():
+            space.set_result(None)
+
+    def already_replayed(self, stream_id: str, topic: str, segments: tuple[str, ...]) -> bool:
+        """Whether the last replay sent this live alert already.
+
+        Live alerts arrive in stream order, so once one is past the watermark
+        the replay is forgotten.
+        """
+        watermark, topics = self.replayed
+        if parse_stream_id(stream_id) > watermark:
+            self.replayed = None
+            return False
+        return topics.matches(topic, segments)
+
     async def _write_loop(self) -> None:
         # The only coroutine that writes to the transport, so frames keep
         # their order and the transport never sees two concurrent sends.
@@ -207,6 +257,8 @@ class Connection:
         try:
             while True:
                 text, published_ms = await queue.get()
+                if self._space is not None:
+                    self._wake_putter()
                 await transport.send_text(text)
                 if published_ms is not None:
                     metrics.observe_delivery(published_ms)
@@ -216,6 +268,7 @@ class Connection:
             # The peer went away mid-write. Stop queueing for it at once; the
             # endpoint sees the disconnect and finishes the cleanup.
             log.debug("connection %s: write failed: %r", self.id, exc)
+            self.begin_close()  # nothing will drain the queue any more
             self._on_dead(self)
 
     def begin_close(self) -> bool:
@@ -229,6 +282,7 @@ class Connection:
         self._closed = True
         if self.expiry is not None:
             self.expiry.cancel()
+        self._wake_putter()
         return True
 
     async def close(self, code: int, reason: str = "") -> None:
@@ -258,11 +312,13 @@ class Hub:
     """Registry of connections and fan-out of alerts to them."""
 
     def __init__(
-        self, metrics: Metrics, *, send_queue_size: int = 256, heartbeat_seconds: int = 25
+        self, metrics: Metrics, *, send_queue_size: int = 256, heartbeat_seconds: int = 25,
+        history: StreamHistory | None = None,
     ):
         self.metrics = metrics
         self.send_queue_size = send_queue_size
         self.heartbeat_seconds = heartbeat_seconds
+        self.history = history  # set by the app once Redis is there; needed for `since`
         self.connections: dict[str, Connection] = {}
         self._by_principal: dict[str, set[Connection]] = {}
         self._background: set[asyncio.Task] = set()
@@ -354,8 +410,7 @@ class Hub:
             self._send(conn, error_frame(exc.code, exc.message))
             return
         if isinstance(message, Subscribe):
-            conn.subscriptions.add(message.topics)
-            self._send(conn, subscribed_frame(conn.subscriptions.topics()))
+            await self._subscribe(conn, message)
         elif isinstance(message, Unsubscribe):
             conn.subscriptions.remove(message.topics)
             self._send(conn, unsubscribed_frame(conn.subscriptions.topics()))
@@ -363,14 +418,79 @@ class Hub:
             assert isinstance(message, Ping)  # the last of CLIENT_MESSAGE_TYPES
             self._send(conn, pong_frame())
 
+    async def _subscribe(self, conn: Connection, message: Subscribe) -> None:
+        if message.since is None:
+            conn.subscriptions.add(message.topics)
+            self._send(conn, subscribed_frame(conn.subscriptions.topics()))
+            return
+        # Hold live alerts back from now on: the replay goes first.
+        conn.held = deque()
+        conn.subscriptions.add(message.topics)
+        covered = Subscriptions()
+        covered.add(message.topics)
+        since = parse_stream_id(message.since)
+        recovered, last = await self._replay(conn, since, covered)
+        conn.replayed = (max(since, last), covered)
+        reply = subscribed_frame(conn.subscriptions.topics(), recovered=recovered)
+        if await conn.put((encode_frame(reply), None)):
+            await self._release_held(conn)
+        conn.held = None
+
+    async def _replay(
+        self, conn: Connection, since: StreamPosition, covered: Subscriptions
+    ) -> tuple[bool, StreamPosition]:
+        """Send ``conn`` the alerts after ``since`` it may see and that match ``covered``.
+
+        Returns whether the history was complete, and the position read up to.
+        A Redis failure ends the replay as incomplete: live delivery goes on.
+        """
+        complete, last = True, since
+        try:
+            async for page in self.history.pages_after(since):
+                complete = complete and page.complete
+                for stream_id, alert in page.alerts:
+                    if not self._replayable(conn, alert, covered):
+                        continue
+                    if not await conn.put((encode_frame(alert_frame(stream_id, alert)), None)):
+                        return False, last
+                    self.metrics.replayed.inc()
+                last = page.last or last
+        except Exception as exc:
+            log.warning("connection %s: replay after %s failed: %r", conn.id, since, exc)
+            return False, last
+        return complete, last
+
+    @staticmethod
+    def _replayable(conn: Connection, alert: dict, covered: Subscriptions) -> bool:
+        topic = alert["topic"]
+        return (
+            routed_to_websocket(alert)
+            and visible_to(alert, conn.principals)
+            and covered.matches(topic, tuple(topic.split(".")))
+        )
+
+    async def _release_held(self, conn: Connection) -> None:
+        # Broadcasts keep appending while we wait for queue space, so drain
+        # until the deque is empty; the caller then ends holding without an
+        # await in between, which keeps stream order across the seam.
+        held = conn.held
+        while held:
+            stream_id, alert, item = held.popleft()
+            topic = alert["topic"]
+            if conn.already_replayed(stream_id, topic, tuple(topic.split("."))):
+                continue
+            if not await conn.put(item):
+                return
+
     def handle_binary(self, conn: Connection) -> None:
         """Binary frames are not part of the protocol: answer with an error."""
         self._send(conn, error_frame("bad_request", "send JSON text frames, not binary"))
 
     # fan-out
 
-    def recipients(self, audience: Iterable[str], topic: str) -> list[Connection]:
-        """Connections allowed to see (audience) and interested in (topic) an alert."""
+    def recipients(self, stream_id: str, audience: Iterable[str], topic: str) -> list[Connection]:
+        """Connections allowed to see (audience) and interested in (topic) an alert,
+        except those a replay has sent it to already."""
         candidates: set[Connection] = set()
         for principal in audience:
             members = self._by_principal.get(principal)
@@ -379,7 +499,11 @@ class Hub:
         if not candidates:
             return []
         segments = tuple(topic.split("."))
-        return [conn for conn in candidates if conn.subscriptions.matches(topic, segments)]
+        return [
+            conn for conn in candidates
+            if conn.subscriptions.matches(topic, segments)
+            and (conn.replayed is None or not conn.already_replayed(stream_id, topic, segments))
+        ]
 
     def broadcast(self, stream_id: str, alert: dict) -> int:
         """Queue ``alert`` (valid, read at ``stream_id``) for every recipient.
@@ -387,17 +511,23 @@ class Hub:
         Never waits: returns the number of connections it was queued for.
         Connections whose queue is full are closed with 1013.
         """
-        recipients = self.recipients(alert["audience"], alert["topic"])
+        recipients = self.recipients(stream_id, alert["audience"], alert["topic"])
         if not recipients:
             return 0
         frame = encode_frame(alert_frame(stream_id, alert))
         item: QueueItem = (frame, stream_timestamp_ms(stream_id))
         queued = 0
         for conn in recipients:
-            if conn.offer(item):
+            if conn.held is not None:
+                # A replay is running: keep the alert for after it, within the same bound.
+                if len(conn.held) < self.send_queue_size:
+                    conn.held.append((stream_id, alert, item))
+                    queued += 1
+                    continue
+            elif conn.offer(item):
                 queued += 1
-            else:
-                self._slow_consumer(conn)
+                continue
+            self._slow_consumer(conn)
         return queued
 
 
