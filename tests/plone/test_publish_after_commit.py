@@ -63,13 +63,3 @@ def test_publish_over_rest_api_reaches_the_stream(document, manager_session, str
     assert alert["url"].endswith("/plone/exams")
     assert alert["source"]["actor"] == SITE_OWNER_NAME
     assert alert["source"]["review_state"] == "published"
-
-
-def test_change_commits_even_when_redis_is_down(document, stream_alerts, monkeypatch, caplog):
-    monkeypatch.setenv("EDUHUB_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
-    with api.env.adopt_roles(["Manager"]):
-        api.content.transition(document, transition="publish")
-    transaction.commit()
-    transaction.begin()
-    assert api.content.get_state(document) == "published"
-    assert "could not push 1 alert(s) to Redis" in caplog.text

@@ -11,7 +11,8 @@ from importlib import resources
 
 import json
 import jsonschema
-import uuid
+import secrets
+import time
 
 
 ALERT_VERSION = 1
@@ -53,7 +54,12 @@ def validate_alert(alert: dict) -> dict:
 
 
 def new_alert_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits: 12 of milliseconds since the epoch, then 20 random.
+
+    Unique like a UUID, and sortable by creation time, so the outbox drains
+    in the order alerts were made.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 def utc_now_iso() -> str:

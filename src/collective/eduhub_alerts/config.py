@@ -16,6 +16,9 @@ ALERTS_STREAM = "eduhub:alerts"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_WEBSOCKET_URL = "ws://localhost:8090/ws"
 DEFAULT_STREAM_MAXLEN = 100_000
+DEFAULT_OUTBOX_MAX_SIZE = 50_000
+DEFAULT_OUTBOX_FLUSH_INTERVAL = 30
+DEDUPE_TTL = 7 * 24 * 3600
 DEFAULT_TOKEN_TTL = 600
 MAX_TOKEN_TTL = 900
 MIN_SECRET_LENGTH = 32
@@ -31,6 +34,8 @@ class Settings:
     websocket_url: str
     stream_maxlen: int
     token_ttl: int
+    outbox_max_size: int
+    outbox_flush_interval: int
 
 
 def _int_env(name: str, default: int) -> int:
@@ -54,6 +59,10 @@ def get_settings() -> Settings:
         websocket_url=os.environ.get("EDUHUB_WS_PUBLIC_URL") or DEFAULT_WEBSOCKET_URL,
         stream_maxlen=_int_env("EDUHUB_STREAM_MAXLEN", DEFAULT_STREAM_MAXLEN),
         token_ttl=ttl,
+        outbox_max_size=_int_env("EDUHUB_OUTBOX_MAX_SIZE", DEFAULT_OUTBOX_MAX_SIZE),
+        outbox_flush_interval=_int_env(
+            "EDUHUB_OUTBOX_FLUSH_INTERVAL", DEFAULT_OUTBOX_FLUSH_INTERVAL
+        ),
     )
 
 

@@ -50,6 +50,7 @@ def workflow_transition_alert(obj, event):
         state_title = translate(
             workflow.states[review_state].title or review_state, domain="plone", context=request
         )
+    site = api.portal.get()
     queue_alert(
         make_alert(
             topic=f"workflow.{_topic_segment(event.action)}",
@@ -69,7 +70,7 @@ def workflow_transition_alert(obj, event):
             audience=object_audience(obj),
             url=obj.absolute_url(),
             source={
-                "site": api.portal.get().getId(),
+                "site": site.getId(),
                 "uid": api.content.get_uuid(obj),
                 "path": "/".join(obj.getPhysicalPath()),
                 "portal_type": obj.portal_type,
@@ -77,5 +78,6 @@ def workflow_transition_alert(obj, event):
                 "transition": event.action,
                 "actor": actor_id,
             },
-        )
+        ),
+        site,
     )
