@@ -7,8 +7,11 @@ from collective.eduhub_alerts.config import ALERTS_STREAM
 from collective.eduhub_alerts.testing import FUNCTIONAL_TESTING
 from collective.eduhub_alerts.testing import INTEGRATION_TESTING
 
+from plone import api
+
 import json
 import pytest
+import transaction
 
 
 globals().update(
@@ -38,3 +41,31 @@ def stream_alerts(redis_client):
         ]
 
     return read
+
+
+@pytest.fixture
+def site(functional_portal):
+    """The functional layer's site: commits are real."""
+    return functional_portal
+
+
+@pytest.fixture
+def committed():
+    """Run ``change()`` as a Manager and commit; return its result."""
+
+    def run(change):
+        with api.env.adopt_roles(["Manager"]):
+            result = change()
+        transaction.commit()
+        return result
+
+    return run
+
+
+@pytest.fixture
+def set_record():
+    def set_(name, value):
+        api.portal.set_registry_record(f"collective.eduhub_alerts.{name}", value)
+        transaction.commit()
+
+    return set_

@@ -17,9 +17,10 @@ import threading
 import transaction
 
 
-@pytest.fixture
-def site(functional_portal):
-    return functional_portal
+@pytest.fixture(autouse=True)
+def _one_alert_per_document(functional_portal, set_record):
+    """Publishing a new document alerts once: for its publication."""
+    set_record("alert_events", {"workflow"})
 
 
 @pytest.fixture

@@ -12,12 +12,11 @@ import transaction
 
 
 @pytest.fixture
-def document(functional_portal):
-    with api.env.adopt_roles(["Manager"]):
-        doc = api.content.create(
-            container=functional_portal, type="Document", id="exams", title="Exam dates"
-        )
-    transaction.commit()
+def document(site, committed, redis_client):
+    doc = committed(
+        lambda: api.content.create(container=site, type="Document", id="exams", title="Exam dates")
+    )
+    redis_client.flushdb()  # forget its content.added alert
     return doc
 
 
@@ -63,3 +62,50 @@ def test_publish_over_rest_api_reaches_the_stream(document, manager_session, str
     assert alert["url"].endswith("/plone/exams")
     assert alert["source"]["actor"] == SITE_OWNER_NAME
     assert alert["source"]["review_state"] == "published"
+
+
+class RefusingVote:
+    """A resource manager that votes no, as a storage does on a conflict."""
+
+    sortKey = staticmethod(lambda: "~last")
+
+    def __init__(self):
+        transaction.get().join(self)
+
+    def abort(self, txn):
+        pass
+
+    tpc_begin = commit = tpc_finish = tpc_abort = abort
+
+    def tpc_vote(self, txn):
+        raise RuntimeError("vote refused")
+
+
+def test_nothing_is_pushed_when_the_commit_fails(document, stream_alerts):
+    with api.env.adopt_roles(["Manager"]):
+        api.content.transition(document, transition="publish")
+    RefusingVote()
+    with pytest.raises(RuntimeError, match="vote refused"):
+        transaction.commit()
+    transaction.abort()
+    assert stream_alerts() == []
+
+
+def test_failure_after_the_push_never_duplicates_the_alert(
+    document, stream_alerts, monkeypatch, caplog
+):
+    from collective.eduhub_alerts.flusher import flush_all
+    from collective.eduhub_alerts.outbox import Outbox
+
+    def broken_remove(self, ids):
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Outbox, "remove", broken_remove)
+        with api.env.adopt_roles(["Manager"]):
+            api.content.transition(document, transition="publish")
+        transaction.commit()
+    assert "pushing alerts after commit failed" in caplog.text
+    assert len(stream_alerts()) == 1
+    flush_all(document._p_jar.db())  # the entry left behind is pushed again...
+    assert len(stream_alerts()) == 1  # ...and Redis drops the repeat

@@ -14,6 +14,12 @@ import json
 
 ANNOTATION_KEY = "collective.eduhub_alerts.outbox"
 
+# Never removed: BTrees cannot resolve a conflict in which one transaction
+# empties a bucket, and draining the outbox would empty it each time, so a
+# save that raced with a drain would hit a ConflictError. With this key the
+# bucket never empties and a concurrent insert and delete merge.
+_KEEP = ""
+
 
 class Outbox:
     """The pending alerts of one site."""
@@ -22,10 +28,10 @@ class Outbox:
         annotations = IAnnotations(site)
         self._entries = annotations.get(ANNOTATION_KEY)
         if self._entries is None and create:
-            self._entries = annotations[ANNOTATION_KEY] = OOBTree()
+            self._entries = annotations[ANNOTATION_KEY] = OOBTree({_KEEP: ""})
 
     def __len__(self) -> int:
-        return len(self._entries) if self._entries is not None else 0
+        return len(self._entries) - 1 if self._entries is not None else 0
 
     def add(self, alert: dict, limit: int) -> bool:
         """Store ``alert``; False when the outbox already holds ``limit``
@@ -43,7 +49,7 @@ class Outbox:
         if self._entries is None:
             return []
         items = []
-        for _key, value in self._entries.items():
+        for _key, value in self._entries.items(min=_KEEP, excludemin=True):
             if limit is not None and len(items) >= limit:
                 break
             items.append(json.loads(value))

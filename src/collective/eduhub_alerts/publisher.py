@@ -57,15 +57,6 @@ def redis_client() -> redis.Redis:
     return _redis_client(get_settings().redis_url)
 
 
-def pending_alerts(txn=None) -> list[dict]:
-    """The alerts queued on ``txn`` (the current transaction by default)."""
-    txn = txn or transaction.get()
-    try:
-        return txn.data(_QUEUE_KEY)["alerts"]
-    except KeyError:
-        return []
-
-
 def queue_alert(alert: dict, site) -> None:
     """Publish ``alert`` of ``site`` once the current transaction commits."""
     outbox = Outbox(site)

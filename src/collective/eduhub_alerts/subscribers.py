@@ -1,83 +1,62 @@
-"""Event subscribers that turn Plone events into alerts."""
+"""Event subscribers: each notes what happened; :mod:`.collector` turns the
+notes into alerts at commit time."""
 
+from OFS.interfaces import IObjectWillBeMovedEvent
 from plone import api
-from zope.globalrequest import getRequest
-from zope.i18n import translate
+from plone.app.workflow.interfaces import ILocalrolesModifiedEvent
+from zope.container.interfaces import IContainerModifiedEvent
 
-from . import _
-from .alert import make_alert
-from .audience import object_audience
-from .interfaces import SETTINGS_PREFIX
-from .publisher import queue_alert
-
-import re
+from . import collector
+from .api import send_alert
+from .settings import event_alerts
+from .settings import transition_alerts
 
 
-def _alerts_enabled() -> bool:
-    # The record exists only where the add-on is installed, so sites of the
-    # same instance without it stay silent.
-    return bool(api.portal.get_registry_record(f"{SETTINGS_PREFIX}.enabled", default=False))
+def _site_ready(obj) -> bool:
+    # No site yet (the site itself being created) or the site being removed.
+    try:
+        return api.portal.get() is not None
+    except api.exc.CannotGetPortalError:
+        return False
 
 
-def _topic_segment(name: str) -> str:
-    return re.sub(r"[^a-z0-9_-]+", "_", name.lower()).strip("_") or "transition"
+def content_added(obj, event):
+    if _site_ready(obj) and event_alerts("content.added", obj.portal_type):
+        collector.note(obj, "content.added")
 
 
-def workflow_transition_alert(obj, event):
-    """An alert for a workflow transition that succeeded on ``obj``."""
-    if not event.action or not _alerts_enabled():
+def content_modified(obj, event):
+    # Adding or removing a child "modifies" the container, and the sharing
+    # tab "modifies" the object: neither is a change an editor made to it.
+    if IContainerModifiedEvent.providedBy(event) or ILocalrolesModifiedEvent.providedBy(event):
         return
-    workflow = event.workflow
-    transition = None
-    if workflow is not None and event.action in workflow.transitions.objectIds():
-        transition = workflow.transitions[event.action]
-    request = getRequest()
-    transition_title = event.action
-    if transition is not None:
-        # Workflow titles are message ids of the "plone" domain.
-        transition_title = translate(
-            transition.actbox_name or transition.title or event.action,
-            domain="plone",
-            context=request,
-        )
-    review_state = api.content.get_state(obj, default=None)
-    actor = api.user.get_current()
-    actor_id = actor.getId() or "Anonymous"
-    actor_name = actor.getProperty("fullname", None) or actor_id
-    title = obj.Title() or obj.getId()
-    state_title = review_state or "-"
-    if review_state and workflow is not None and review_state in workflow.states.objectIds():
-        state_title = translate(
-            workflow.states[review_state].title or review_state, domain="plone", context=request
-        )
-    site = api.portal.get()
-    queue_alert(
-        make_alert(
-            topic=f"workflow.{_topic_segment(event.action)}",
-            title=translate(
-                _("alert_workflow_title", default="${transition}: ${title}",
-                  mapping={"transition": transition_title, "title": title}),
-                context=request,
-            ),
-            message=translate(
-                _("alert_workflow_message",
-                  default="**${title}** is now *${state}* (${transition} by ${actor}).",
-                  mapping={"title": title, "state": state_title,
-                           "transition": transition_title,
-                           "actor": actor_name}),
-                context=request,
-            ),
-            audience=object_audience(obj),
-            url=obj.absolute_url(),
-            source={
-                "site": site.getId(),
-                "uid": api.content.get_uuid(obj),
-                "path": "/".join(obj.getPhysicalPath()),
-                "portal_type": obj.portal_type,
-                "review_state": review_state,
-                "transition": event.action,
-                "actor": actor_id,
-            },
-        ),
-        site,
+    if _site_ready(obj) and event_alerts("content.modified", obj.portal_type):
+        collector.note(obj, "content.modified")
+
+
+def content_will_be_removed(obj, event):
+    if IObjectWillBeMovedEvent.providedBy(event) and event.newParent is not None:
+        return  # a move or rename, not a removal
+    if _site_ready(obj) and event_alerts("content.removed", obj.portal_type):
+        collector.note_removal(obj)
+
+
+def workflow_transition(obj, event):
+    """An alert for a workflow transition that succeeded on ``obj``."""
+    if not event.action or not _site_ready(obj):
+        return
+    if event_alerts("workflow", obj.portal_type) and transition_alerts(event.action):
+        collector.note_transition(obj, event.workflow, event.action)
+
+
+def alert_event(event):
+    """Send an application's :class:`IAlertEvent`."""
+    send_alert(
+        topic=event.topic,
+        title=event.title,
+        message=event.message,
+        severity=event.severity,
+        context=event.context,
+        audience=event.audience,
+        slack=event.slack,
     )
