@@ -47,6 +47,16 @@ class RunningSidecar:
             await self.task
 
 
+async def wait_until(condition, timeout: float = RECV_TIMEOUT) -> None:
+    """Let the loop run until ``condition()`` holds; fail after ``timeout`` seconds.
+
+    For state that changes without an event to await (a counter, a registry).
+    """
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
 def listening_socket() -> socket.socket:
     # Listening before uvicorn starts: clients that connect early wait in the
     # backlog until the app is ready, so no polling for "server up" is needed.

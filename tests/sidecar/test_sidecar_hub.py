@@ -12,7 +12,7 @@ from eduhub_alerts_sidecar.websocket_hub import (
     topic_matches,
 )
 
-from tests.sidecar.fakes import FakeTransport, alert, identity
+from tests.sidecar.fakes import FakeTransport, alert, connected, identity
 
 import asyncio
 import json
@@ -30,15 +30,6 @@ async def hub(metrics):
     hub = Hub(metrics, send_queue_size=4)
     yield hub
     await hub.close_all()
-
-
-async def connected(hub, transport, topics=(), **who):
-    conn = hub.connect(transport, identity(**who))
-    assert (await transport.next_json())["type"] == "welcome"
-    if topics:
-        await hub.handle_text(conn, json.dumps({"type": "subscribe", "topics": list(topics)}))
-        assert (await transport.next_json())["type"] == "subscribed"
-    return conn
 
 
 # --- topic patterns -----------------------------------------------------------

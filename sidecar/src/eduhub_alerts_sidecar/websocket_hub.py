@@ -220,17 +220,19 @@ class Connection:
         return True
 
     async def put(self, item: QueueItem) -> bool:
-        """Queue a frame, waiting while the queue is full; False once the connection closes.
+        """Queue a frame, waiting while the queue is half full; False once the connection closes.
 
-        For replays: they go at the pace the client reads instead of cutting it off.
+        For replays: they go at the pace the client reads instead of cutting
+        it off, and leave half the queue free, so live alerts arriving right
+        after a replay do not find it full.
         """
+        queue = self._queue
         while not self._closed:
-            try:
-                self._queue.put_nowait(item)
+            if queue.qsize() < max(1, queue.maxsize // 2):
+                queue.put_nowait(item)
                 return True
-            except asyncio.QueueFull:
-                self._space = asyncio.get_running_loop().create_future()
-                await self._space
+            self._space = asyncio.get_running_loop().create_future()
+            await self._space
         return False
 
     def _wake_putter(self) -> None:
