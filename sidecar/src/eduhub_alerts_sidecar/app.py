@@ -6,6 +6,7 @@ run several apps side by side.
 """
 
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -13,6 +14,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from . import __version__
+from .auth import verify_token
 from .endpoints import router
 from .history import StreamHistory
 from .monitoring import Metrics
@@ -103,8 +105,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    # The one place the secret is read: everything else verifies through this.
+    app.state.verify_token = partial(
+        verify_token,
+        secret=settings.alerts_secret.get_secret_value(),
+        audience=settings.token_audience,
+    )
     app.state.hub = Hub(
         app.state.metrics,
+        verify_token=app.state.verify_token,
         send_queue_size=settings.send_queue_size,
         heartbeat_seconds=settings.heartbeat_seconds,
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketState
 
-from .auth import AuthError, verify_token
+from .auth import AuthError
 from .websocket_hub import CLOSE_FORBIDDEN_ORIGIN, CLOSE_UNAUTHORIZED, Hub
 
 import asyncio
@@ -123,11 +123,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await reject(websocket, CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
         return
     try:
-        identity = verify_token(
-            offered_token(websocket),
-            secret=settings.alerts_secret.get_secret_value(),
-            audience=settings.token_audience,
-        )
+        identity = websocket.app.state.verify_token(offered_token(websocket))
     except AuthError as exc:
         log.info("websocket refused: %s", exc.reason)
         await reject(websocket, CLOSE_UNAUTHORIZED, f"unauthorized: {exc.reason}")

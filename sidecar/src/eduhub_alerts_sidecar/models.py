@@ -9,6 +9,7 @@ Frames (JSON text, compact), see sidecar/README.md "WebSocket protocol":
   in both, ``topics`` is the connection's complete subscription list after the change
 - ``{"type":"alert","id":"<stream id>","alert":{...}}``
 - ``{"type":"error","code":"...","message":"..."}``
+- ``{"type":"refreshed","expires":"2026-12-03T10:15:00Z"}``
 - ``{"type":"pong"}``
 """
 
@@ -160,6 +161,13 @@ class Unsubscribe(ClientMessage):
     topics: list[TopicPattern] = Field(min_length=1)
 
 
+class Refresh(ClientMessage):
+    """``{"type":"refresh","token":"<jwt>"}``: a fresh ``@alerts-token`` for the same user."""
+
+    type: Literal["refresh"]
+    token: str = Field(min_length=1, max_length=16_384)
+
+
 class Ping(ClientMessage):
     """``{"type":"ping"}``, answered with ``{"type":"pong"}``."""
 
@@ -169,6 +177,7 @@ class Ping(ClientMessage):
 CLIENT_MESSAGE_TYPES: dict[str, type[ClientMessage]] = {
     "subscribe": Subscribe,
     "unsubscribe": Unsubscribe,
+    "refresh": Refresh,
     "ping": Ping,
 }
 
@@ -252,6 +261,11 @@ def alert_frame(stream_id: str, alert: dict) -> dict:
 def error_frame(code: str, message: str) -> dict:
     """A problem with a client message; the connection stays open."""
     return {"type": "error", "code": code, "message": message}
+
+
+def refreshed_frame(expires: str) -> dict:
+    """Answer to a successful ``refresh``: the new expiry, ISO 8601 UTC like ``@alerts-token``."""
+    return {"type": "refreshed", "expires": expires}
 
 
 def pong_frame() -> dict:

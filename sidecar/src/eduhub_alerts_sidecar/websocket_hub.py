@@ -23,14 +23,16 @@ replica whose reader lags behind the replay).
 """
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 from typing import Protocol
 
-from .auth import Identity
+from .auth import AuthError, Identity
 from .history import StreamHistory
 from .models import (
     Ping,
     ProtocolError,
+    Refresh,
     Subscribe,
     Unsubscribe,
     alert_frame,
@@ -38,6 +40,7 @@ from .models import (
     error_frame,
     parse_client_message,
     pong_frame,
+    refreshed_frame,
     routed_to_websocket,
     subscribed_frame,
     unsubscribed_frame,
@@ -316,11 +319,14 @@ class Hub:
     def __init__(
         self, metrics: Metrics, *, send_queue_size: int = 256, heartbeat_seconds: int = 25,
         history: StreamHistory | None = None,
+        verify_token: Callable[[str], Identity] | None = None,
     ):
         self.metrics = metrics
         self.send_queue_size = send_queue_size
         self.heartbeat_seconds = heartbeat_seconds
         self.history = history  # set by the app once Redis is there; needed for `since`
+        # Turns a token into an Identity or raises AuthError; needed for `refresh`.
+        self.verify_token = verify_token
         self.connections: dict[str, Connection] = {}
         self._by_principal: dict[str, set[Connection]] = {}
         self._background: set[asyncio.Task] = set()
@@ -335,27 +341,38 @@ class Hub:
         """
         conn = Connection(transport, identity, self.send_queue_size, self.metrics, self._unregister)
         self.connections[conn.id] = conn
-        for principal in identity.principals:
-            self._by_principal.setdefault(principal, set()).add(conn)
+        self._index(conn)
         self.metrics.websocket_connections.inc()
         conn.start()
         self._send(conn, welcome_frame(conn.id, identity.sub, self.heartbeat_seconds))
-        delay = max(0.0, identity.expires_at - time.time())
+        self._arm_expiry(conn)
+        return conn
+
+    def _arm_expiry(self, conn: Connection) -> None:
+        if conn.expiry is not None:
+            conn.expiry.cancel()
+        delay = max(0.0, conn.identity.expires_at - time.time())
         conn.expiry = asyncio.get_running_loop().call_later(
             delay, self.drop, conn, CLOSE_UNAUTHORIZED, "token expired"
         )
-        return conn
 
-    def _unregister(self, conn: Connection) -> None:
-        # Idempotent: called on write failure, drop, disconnect and shutdown.
-        if self.connections.pop(conn.id, None) is None:
-            return
+    def _index(self, conn: Connection) -> None:
+        for principal in conn.principals:
+            self._by_principal.setdefault(principal, set()).add(conn)
+
+    def _unindex(self, conn: Connection) -> None:
         for principal in conn.principals:
             members = self._by_principal.get(principal)
             if members is not None:
                 members.discard(conn)
                 if not members:
                     del self._by_principal[principal]
+
+    def _unregister(self, conn: Connection) -> None:
+        # Idempotent: called on write failure, drop, disconnect and shutdown.
+        if self.connections.pop(conn.id, None) is None:
+            return
+        self._unindex(conn)
         self.metrics.websocket_connections.dec()
 
     async def disconnect(
@@ -413,6 +430,8 @@ class Hub:
             return
         if isinstance(message, Subscribe):
             await self._subscribe(conn, message)
+        elif isinstance(message, Refresh):
+            self._refresh(conn, message.token)
         elif isinstance(message, Unsubscribe):
             conn.subscriptions.remove(message.topics)
             self._send(conn, unsubscribed_frame(conn.subscriptions.topics()))
@@ -483,6 +502,30 @@ class Hub:
                 continue
             if not await conn.put(item):
                 return
+
+    def _refresh(self, conn: Connection, token: str) -> None:
+        """Replace the identity with a fresh token's for the same user.
+
+        The principals may have changed (a new group, a role removed): the
+        connection is re-indexed, so the next broadcast already uses them. A
+        refused token changes nothing, and the current expiry still applies.
+        """
+        if conn.closed:  # being closed: must not be indexed again
+            return
+        try:
+            identity = self.verify_token(token)
+        except AuthError as exc:
+            self._send(conn, error_frame("unauthorized", f"token: {exc.reason}"))
+            return
+        if identity.sub != conn.identity.sub:
+            self._send(conn, error_frame("unauthorized", "token: issued for another user"))
+            return
+        self._unindex(conn)
+        conn.identity = identity
+        self._index(conn)
+        self._arm_expiry(conn)
+        expires = datetime.fromtimestamp(identity.expires_at, timezone.utc)
+        self._send(conn, refreshed_frame(expires.isoformat().replace("+00:00", "Z")))
 
     def handle_binary(self, conn: Connection) -> None:
         """Binary frames are not part of the protocol: answer with an error."""
