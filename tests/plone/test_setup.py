@@ -42,8 +42,18 @@ def test_permissions_are_granted_by_default(portal, permission, roles):
     assert granted == roles
 
 
-def test_uninstall_removes_layer_and_settings(portal, installer):
+def configlet_ids(portal):
+    return [action.getId() for action in portal.portal_controlpanel.listActions()]
+
+
+def test_control_panel_is_in_site_setup(portal):
+    assert "eduhub-alerts" in configlet_ids(portal)
+
+
+def test_uninstall_leaves_nothing_behind(portal, installer):
     installer.uninstall_product(PACKAGE)
     assert not installer.is_product_installed(PACKAGE)
     assert IEduhubAlertsLayer not in browserlayer_utils.registered_layers()
-    assert api.portal.get_registry_record(f"{PACKAGE}.enabled", default=None) is None
+    registry = portal.portal_registry
+    assert [key for key in registry.records.keys() if key.startswith(PACKAGE)] == []
+    assert "eduhub-alerts" not in configlet_ids(portal)

@@ -20,6 +20,7 @@ from .alert import make_alert
 from .audience import object_audience
 from .publisher import queue_alert
 from .settings import alerts_enabled
+from .settings import slack_routes_for
 
 import logging
 
@@ -44,7 +45,8 @@ def send_alert(
     Who may see it: ``audience`` (principals such as ``"Editor"``,
     ``"user:jane"``, ``"user:teachers"``) if given, else everyone who may
     view ``context``. One of the two is required. ``url`` defaults to the
-    context's. ``slack`` lists routes: ``[{"channel": "C123"}, {"user": "U123"}]``.
+    context's. ``slack`` lists routes: ``[{"channel": "C123"}, {"user": "U123"}]``;
+    when omitted, the control panel's Slack routes for the topic apply.
 
     Raises :class:`collective.eduhub_alerts.alert.InvalidAlert` naming the
     bad field, and ``ValueError`` when neither audience nor context is given.
@@ -71,7 +73,7 @@ def send_alert(
         audience=audience if audience is not None else object_audience(context),
         url=url,
         source=source,
-        slack_routes=slack,
+        slack_routes=slack if slack is not None else slack_routes_for(topic),
         websocket=websocket,
     )
     queue_alert(alert, site)

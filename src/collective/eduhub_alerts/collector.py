@@ -21,6 +21,8 @@ from .audience import object_audience
 from .messages import content_texts
 from .messages import workflow_texts
 from .publisher import queue_alert
+from .settings import severity_for
+from .settings import slack_routes_for
 
 import re
 
@@ -99,7 +101,8 @@ def content_alert(kind: str, obj) -> dict:
     title, message = content_texts(kind, obj, api.user.get_current())
     return make_alert(
         topic=kind,
-        severity=SEVERITY[kind],
+        severity=severity_for(kind, SEVERITY[kind]),
+        slack_routes=slack_routes_for(kind),
         title=title,
         message=message,
         audience=object_audience(obj),
@@ -113,7 +116,8 @@ def workflow_alert(obj, workflow, action: str, review_state) -> dict:
     topic = f"workflow.{topic_segment(action)}"
     return make_alert(
         topic=topic,
-        severity=SEVERITY.get(topic, SEVERITY["workflow"]),
+        severity=severity_for(topic, SEVERITY.get(topic, SEVERITY["workflow"])),
+        slack_routes=slack_routes_for(topic),
         title=title,
         message=message,
         audience=object_audience(obj),

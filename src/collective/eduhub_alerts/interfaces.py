@@ -1,8 +1,12 @@
-"""Interfaces of the add-on: the browser layer and the settings schema."""
+"""Interfaces of the add-on: the browser layer, the settings schema and
+the application alert event."""
+
+import re
 
 from zope import schema
 from zope.interface import Attribute
 from zope.interface import Interface
+from zope.interface import Invalid
 from zope.schema.vocabulary import SimpleTerm
 from zope.schema.vocabulary import SimpleVocabulary
 from zope.publisher.interfaces.browser import IDefaultBrowserLayer
@@ -12,6 +16,85 @@ from . import _
 
 SETTINGS_PREFIX = "collective.eduhub_alerts"
 """Registry prefix of :class:`IEduhubAlertsSettings` records."""
+
+SEVERITY_NAMES = ("info", "success", "warning", "error", "critical")
+_TOPIC_PATTERN = re.compile(r"^(\*|[a-z0-9_-]+)(\.(\*|[a-z0-9_-]+))*$")
+_SLACK_TARGET = re.compile(r"^@?[A-Z0-9][A-Z0-9_-]{1,50}$")
+
+
+class InvalidSetting(Invalid):
+    """A setting's value is malformed; the message says how to write it."""
+
+    def __str__(self):
+        return self.args[0]
+
+    def doc(self):
+        return self.args[0]
+
+
+def _pattern_and_value(line: str) -> tuple[str, str]:
+    pattern, sep, value = (part.strip() for part in line.partition("="))
+    if not sep or not value:
+        raise InvalidSetting(_(
+            "error_missing_equals",
+            default="Write each line as \"topic pattern = value\", got \"${line}\".",
+            mapping={"line": line},
+        ))
+    if not _TOPIC_PATTERN.match(pattern):
+        raise InvalidSetting(_(
+            "error_topic_pattern",
+            default="\"${pattern}\" is no topic pattern: dotted lower-case words, "
+            "\"*\" for any one word (e.g. workflow.*).",
+            mapping={"pattern": pattern},
+        ))
+    return pattern, value
+
+
+def parse_slack_route(line: str) -> tuple[str, list[dict]]:
+    """``"workflow.* = C0123ABCD, @U0456EFGH"`` -> pattern and routes."""
+    pattern, value = _pattern_and_value(line)
+    routes = []
+    for target in (t.strip() for t in value.split(",")):
+        if not _SLACK_TARGET.match(target):
+            raise InvalidSetting(_(
+                "error_slack_target",
+                default="\"${target}\" is no Slack channel or user id: use a channel id "
+                "such as C0123ABCD, or @ and a user id such as @U0456EFGH.",
+                mapping={"target": target},
+            ))
+        routes.append({"user": target[1:]} if target.startswith("@") else {"channel": target})
+    return pattern, routes
+
+
+def parse_severity_rule(line: str) -> tuple[str, str]:
+    """``"workflow.retract = warning"`` -> pattern and severity."""
+    pattern, severity = _pattern_and_value(line)
+    if severity not in SEVERITY_NAMES:
+        raise InvalidSetting(_(
+            "error_severity",
+            default="\"${severity}\" is no severity: use one of ${names}.",
+            mapping={"severity": severity, "names": ", ".join(SEVERITY_NAMES)},
+        ))
+    return pattern, severity
+
+
+def _valid_slack_route(line: str) -> bool:
+    parse_slack_route(line)
+    return True
+
+
+def _valid_severity_rule(line: str) -> bool:
+    parse_severity_rule(line)
+    return True
+
+
+def _valid_websocket_url(url: str) -> bool:
+    if url and not re.match(r"^wss?://[^\s/]+", url):
+        raise InvalidSetting(_(
+            "error_websocket_url",
+            default="The WebSocket URL starts with ws:// or wss://, e.g. wss://alerts.school.edu/ws.",
+        ))
+    return True
 
 
 class IEduhubAlertsLayer(IDefaultBrowserLayer):
@@ -88,4 +171,55 @@ class IEduhubAlertsSettings(Interface):
         value_type=schema.Choice(vocabulary="plone.app.vocabularies.WorkflowTransitions"),
         default=[],
         required=False,
+    )
+
+    slack_routes = schema.List(
+        title=_("label_slack_routes", default="Slack routes"),
+        description=_(
+            "help_slack_routes",
+            default="One line per rule: a topic pattern, \"=\", then Slack channel ids "
+            "or @user ids separated by commas. E.g. \"workflow.publish = C0123ABCD\", "
+            "\"app.* = C0456EFGH, @U0789IJKL\". Every matching line adds its routes.",
+        ),
+        value_type=schema.TextLine(constraint=_valid_slack_route),
+        default=[],
+        required=False,
+    )
+
+    severities = schema.List(
+        title=_("label_severities", default="Severity per topic"),
+        description=_(
+            "help_severities",
+            default="One line per rule: \"topic pattern = severity\" (info, success, "
+            "warning, error, critical), e.g. \"workflow.retract = warning\". The first "
+            "matching line wins; otherwise the add-on's default applies.",
+        ),
+        value_type=schema.TextLine(constraint=_valid_severity_rule),
+        default=[],
+        required=False,
+    )
+
+    websocket_url = schema.TextLine(
+        title=_("label_websocket_url", default="Public WebSocket URL of the sidecar"),
+        description=_(
+            "help_websocket_url",
+            default="Where browsers connect, e.g. wss://www.school.edu/alerts/ws. Empty: "
+            "the EDUHUB_WS_PUBLIC_URL environment variable, else ws://localhost:8090/ws.",
+        ),
+        constraint=_valid_websocket_url,
+        default="",
+        required=False,
+    )
+
+    post_rate_per_minute = schema.Int(
+        title=_("label_post_rate", default="Manual alerts per minute"),
+        description=_(
+            "help_post_rate",
+            default="How many alerts one user, and one IP address, may send through "
+            "POST @alerts per minute.",
+        ),
+        default=20,
+        min=1,
+        max=10000,
+        required=True,
     )

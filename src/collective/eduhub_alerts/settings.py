@@ -2,7 +2,10 @@
 
 from plone import api
 
+from .config import get_settings
 from .interfaces import SETTINGS_PREFIX
+from .interfaces import parse_severity_rule
+from .interfaces import parse_slack_route
 
 
 def _record(name: str, default):
@@ -28,3 +31,36 @@ def event_alerts(kind: str, portal_type: str) -> bool:
 def transition_alerts(transition: str) -> bool:
     allowed = _record("transitions", [])
     return not allowed or transition in allowed
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """``*`` stands for exactly one dotted segment (as in the sidecar)."""
+    wanted, actual = pattern.split("."), topic.split(".")
+    return len(wanted) == len(actual) and all(w in ("*", a) for w, a in zip(wanted, actual))
+
+
+def slack_routes_for(topic: str) -> list[dict]:
+    """The Slack routes of every rule whose pattern matches ``topic``."""
+    routes = []
+    for line in _record("slack_routes", []):
+        pattern, targets = parse_slack_route(line)
+        if topic_matches(pattern, topic):
+            routes.extend(t for t in targets if t not in routes)
+    return routes
+
+
+def severity_for(topic: str, default: str) -> str:
+    for line in _record("severities", []):
+        pattern, severity = parse_severity_rule(line)
+        if topic_matches(pattern, topic):
+            return severity
+    return default
+
+
+def websocket_url() -> str:
+    """The control panel's URL, else the deployment's (environment)."""
+    return _record("websocket_url", "") or get_settings().websocket_url
+
+
+def post_rate_per_minute() -> int:
+    return _record("post_rate_per_minute", 20)

@@ -14,6 +14,7 @@ import jwt
 from .audience import user_principals
 from .config import get_secret
 from .config import get_settings
+from .settings import websocket_url
 
 
 TOKEN_AUDIENCE = "eduhub-alerts"
@@ -45,6 +46,6 @@ def issue_token(user, context) -> dict:
     }
     return {
         "token": jwt.encode(claims, secret, algorithm="HS256"),
-        "websocket_url": settings.websocket_url,
+        "websocket_url": websocket_url(),
         "expires": expires.isoformat().replace("+00:00", "Z"),
     }
