@@ -40,4 +40,5 @@ def test_template_and_english_catalog_list_every_message_id():
 
 def test_english_catalog_compiles():
     po = LOCALES / "en" / "LC_MESSAGES" / "collective.eduhub_alerts.po"
-    assert Msgfmt(po.read_bytes()).get()
+    with po.open("rb") as fh:
+        assert Msgfmt(fh).get()
