@@ -4,8 +4,10 @@ drains, that is the point (a client that stopped reading), which a real
 socket would only show after megabytes of kernel buffers."""
 
 from eduhub_alerts_sidecar.monitoring import Metrics
+from eduhub_alerts_sidecar.rate_limit import Rate
 from eduhub_alerts_sidecar.websocket_hub import (
     Hub,
+    HubLimits,
     Subscriptions,
     compile_topic_pattern,
     stream_timestamp_ms,
@@ -249,3 +251,20 @@ async def test_close_all_waits_for_closes_already_under_way(metrics):
     hub.drop(conn, 4401, "token expired")  # runs in the background
     await hub.close_all()
     assert transport.close_code == (4401, "token expired")
+
+
+async def test_an_accepted_message_forgives_earlier_rate_limit_strikes(metrics):
+    hub = Hub(metrics, limits=HubLimits(message_rate=Rate(0.001, 1), rate_limit_strikes=2))
+    transport = FakeTransport()
+    conn = await connected(hub, transport)  # the burst of 1 is still there
+    for _ in range(2):  # two strikes: the limit, not beyond it
+        await hub.handle_text(conn, '{"type":"ping"}')
+    await hub.handle_text(conn, '{"type":"ping"}')
+    conn.bucket.tokens = 1.0  # as if a token had come back
+    await hub.handle_text(conn, '{"type":"ping"}')
+    for _ in range(2):
+        await hub.handle_text(conn, '{"type":"ping"}')
+    frames = [(await transport.next_json()).get("code", "pong") for _ in range(6)]
+    await hub.close_all()
+    assert frames == ["pong"] + ["rate_limited"] * 2 + ["pong"] + ["rate_limited"] * 2
+    assert transport.close_code == (1001, "server shutting down")  # never 4429

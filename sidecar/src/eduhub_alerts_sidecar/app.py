@@ -18,9 +18,10 @@ from .auth import verify_token
 from .endpoints import router
 from .history import StreamHistory
 from .monitoring import Metrics
+from .rate_limit import Rate
 from .services import StreamReader, supervise
 from .settings import Settings
-from .websocket_hub import Hub
+from .websocket_hub import Hub, HubLimits
 
 import asyncio
 import logging
@@ -114,6 +115,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = Hub(
         app.state.metrics,
         verify_token=app.state.verify_token,
+        limits=HubLimits(
+            max_subscriptions=settings.ws_max_subscriptions,
+            max_connections_per_user=settings.ws_max_connections_per_user,
+            message_rate=Rate(settings.ws_message_rate, settings.ws_message_burst),
+            rate_limit_strikes=settings.ws_rate_limit_strikes,
+        ),
         send_queue_size=settings.send_queue_size,
         heartbeat_seconds=settings.heartbeat_seconds,
     )

@@ -9,7 +9,13 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketState
 
 from .auth import AuthError
-from .websocket_hub import CLOSE_FORBIDDEN_ORIGIN, CLOSE_UNAUTHORIZED, Hub
+from .websocket_hub import (
+    CLOSE_FORBIDDEN_ORIGIN,
+    CLOSE_TOO_MANY,
+    CLOSE_UNAUTHORIZED,
+    Hub,
+    TooManyConnections,
+)
 
 import asyncio
 import logging
@@ -130,7 +136,12 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
 
     await websocket.accept(subprotocol=chosen_subprotocol(websocket))
-    conn = hub.connect(StarletteTransport(websocket), identity)
+    try:
+        conn = hub.connect(StarletteTransport(websocket), identity)
+    except TooManyConnections:
+        log.info("websocket refused: %s has too many connections", identity.sub)
+        await websocket.close(code=CLOSE_TOO_MANY, reason="too many connections")
+        return
     try:
         while True:
             message = await websocket.receive()

@@ -142,6 +142,36 @@ class Settings(BaseSettings):
         "are shared between connections, so a slot costs one pointer, not one copy. "
         "Default 256.",
     )
+    ws_max_subscriptions: int = Field(
+        100,
+        ge=1,
+        description="EDUHUB_WS_MAX_SUBSCRIPTIONS: topic patterns one connection may hold; a "
+        "subscribe beyond it is refused with error too_many_subscriptions. Default 100.",
+    )
+    ws_max_connections_per_user: int = Field(
+        10,
+        ge=1,
+        description="EDUHUB_WS_MAX_CONNECTIONS_PER_USER: open /ws connections per token sub, "
+        "per sidecar process; one more is closed with 4429. Default 10.",
+    )
+    ws_message_rate: float = Field(
+        10.0,
+        gt=0,
+        description="EDUHUB_WS_MESSAGE_RATE: client messages per second a connection may send "
+        "(sustained); more are answered with error rate_limited. Default 10.",
+    )
+    ws_message_burst: int = Field(
+        10,
+        ge=1,
+        description="EDUHUB_WS_MESSAGE_BURST: client messages a connection may send at once "
+        "before EDUHUB_WS_MESSAGE_RATE applies. Default 10.",
+    )
+    ws_rate_limit_strikes: int = Field(
+        10,
+        ge=1,
+        description="EDUHUB_WS_RATE_LIMIT_STRIKES: refused messages in a row after which the "
+        "connection is closed with 4429. Default 10.",
+    )
     token_audience: str = Field(
         "eduhub-alerts",
         description="EDUHUB_TOKEN_AUDIENCE: required 'aud' claim of tokens. "

@@ -24,6 +24,7 @@ replica whose reader lags behind the replay).
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -48,6 +49,7 @@ from .models import (
     welcome_frame,
 )
 from .monitoring import WEBSOCKET, Metrics
+from .rate_limit import Rate, TokenBucket
 from .stream_ids import StreamPosition, parse_stream_id
 
 import asyncio
@@ -65,6 +67,7 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_TOO_MANY = 4429  # like HTTP 429: back off, then try again
 
 # How long a close handshake may take before we give up on a peer.
 CLOSE_TIMEOUT_SECONDS = 5.0
@@ -169,6 +172,23 @@ class Subscriptions:
         return False
 
 
+# --- limits -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HubLimits:
+    """What one connection and one user may do (settings ``EDUHUB_WS_*``)."""
+
+    max_subscriptions: int = 100
+    max_connections_per_user: int = 10
+    message_rate: Rate = field(default_factory=lambda: Rate(10.0, 10))
+    rate_limit_strikes: int = 10  # refused messages in a row before closing with 4429
+
+
+class TooManyConnections(Exception):
+    """The user already holds ``max_connections_per_user`` connections here."""
+
+
 # --- connections ------------------------------------------------------------
 
 
@@ -181,10 +201,11 @@ class Connection:
     __slots__ = (
         "id", "identity", "subscriptions", "_transport", "_queue", "_writer",
         "_metrics", "_on_dead", "_closed", "_space", "expiry", "held", "replayed",
+        "bucket", "strikes",
     )
 
     def __init__(self, transport: Transport, identity: Identity, queue_size: int,
-                 metrics: Metrics, on_dead):
+                 metrics: Metrics, on_dead, message_rate: Rate):
         self.id = uuid.uuid4().hex
         self.identity = identity
         self.subscriptions = Subscriptions()
@@ -200,6 +221,8 @@ class Connection:
         self.held: deque[tuple[str, dict, QueueItem]] | None = None
         # After a replay: (watermark, topics it covered) until live delivery passes the watermark.
         self.replayed: tuple[StreamPosition, Subscriptions] | None = None
+        self.bucket = TokenBucket(message_rate, time.monotonic())  # client message rate
+        self.strikes = 0  # client messages refused in a row
 
     @property
     def principals(self) -> frozenset[str]:
@@ -320,8 +343,10 @@ class Hub:
         self, metrics: Metrics, *, send_queue_size: int = 256, heartbeat_seconds: int = 25,
         history: StreamHistory | None = None,
         verify_token: Callable[[str], Identity] | None = None,
+        limits: HubLimits = HubLimits(),
     ):
         self.metrics = metrics
+        self.limits = limits
         self.send_queue_size = send_queue_size
         self.heartbeat_seconds = heartbeat_seconds
         self.history = history  # set by the app once Redis is there; needed for `since`
@@ -329,6 +354,7 @@ class Hub:
         self.verify_token = verify_token
         self.connections: dict[str, Connection] = {}
         self._by_principal: dict[str, set[Connection]] = {}
+        self._per_user: dict[str, int] = {}  # sub -> open connections
         self._background: set[asyncio.Task] = set()
 
     # registration
@@ -337,10 +363,17 @@ class Hub:
         """Register an accepted, authenticated connection and greet it.
 
         The connection receives no alerts until it subscribes. It is closed
-        with 4401 when the token's ``exp`` passes.
+        with 4401 when the token's ``exp`` passes. Raises ``TooManyConnections``
+        (and registers nothing) when the user is at the per-user limit.
         """
-        conn = Connection(transport, identity, self.send_queue_size, self.metrics, self._unregister)
+        open_for_user = self._per_user.get(identity.sub, 0)
+        if open_for_user >= self.limits.max_connections_per_user:
+            self.metrics.rate_limited.labels(scope="connections").inc()
+            raise TooManyConnections(identity.sub)
+        conn = Connection(transport, identity, self.send_queue_size, self.metrics,
+                          self._unregister, self.limits.message_rate)
         self.connections[conn.id] = conn
+        self._per_user[identity.sub] = open_for_user + 1
         self._index(conn)
         self.metrics.websocket_connections.inc()
         conn.start()
@@ -372,6 +405,12 @@ class Hub:
         # Idempotent: called on write failure, drop, disconnect and shutdown.
         if self.connections.pop(conn.id, None) is None:
             return
+        sub = conn.identity.sub
+        remaining = self._per_user[sub] - 1
+        if remaining:
+            self._per_user[sub] = remaining
+        else:
+            del self._per_user[sub]
         self._unindex(conn)
         self.metrics.websocket_connections.dec()
 
@@ -423,6 +462,8 @@ class Hub:
         Malformed or unknown messages are answered with an ``error`` frame; the
         connection stays open.
         """
+        if not self._admit(conn):
+            return
         try:
             message = parse_client_message(text)
         except ProtocolError as exc:
@@ -439,7 +480,38 @@ class Hub:
             assert isinstance(message, Ping)  # the last of CLIENT_MESSAGE_TYPES
             self._send(conn, pong_frame())
 
+    def _admit(self, conn: Connection) -> bool:
+        """Apply the client message rate limit: False when this message is refused.
+
+        A refused message is answered with ``rate_limited``; after
+        ``rate_limit_strikes`` refusals in a row the connection is closed
+        with 4429 instead.
+        """
+        if conn.bucket.take(time.monotonic()):
+            conn.strikes = 0
+            return True
+        self.metrics.rate_limited.labels(scope=WEBSOCKET).inc()
+        conn.strikes += 1
+        if conn.strikes > self.limits.rate_limit_strikes:
+            self.drop(conn, CLOSE_TOO_MANY, "rate limited")
+        else:
+            rate = self.limits.message_rate
+            self._send(conn, error_frame(
+                "rate_limited",
+                f"at most {rate.per_second:g} messages per second (bursts of {rate.burst})",
+            ))
+        return False
+
     async def _subscribe(self, conn: Connection, message: Subscribe) -> None:
+        new = {topic for topic in message.topics if topic not in conn.subscriptions}
+        limit = self.limits.max_subscriptions
+        if len(conn.subscriptions) + len(new) > limit:
+            self._send(conn, error_frame(
+                "too_many_subscriptions",
+                f"topics: at most {limit} subscriptions per connection "
+                f"(subscribed to {len(conn.subscriptions)}, asked for {len(new)} more)",
+            ))
+            return
         if message.since is None:
             conn.subscriptions.add(message.topics)
             self._send(conn, subscribed_frame(conn.subscriptions.topics()))
@@ -529,7 +601,8 @@ class Hub:
 
     def handle_binary(self, conn: Connection) -> None:
         """Binary frames are not part of the protocol: answer with an error."""
-        self._send(conn, error_frame("bad_request", "send JSON text frames, not binary"))
+        if self._admit(conn):
+            self._send(conn, error_frame("bad_request", "send JSON text frames, not binary"))
 
     # fan-out
 
