@@ -157,3 +157,36 @@ def test_full_outbox_drops_the_new_alert_but_keeps_the_change(
     assert api.content.get_state(doc) == "published"
     assert outbox_size(site) == 1
     assert "dropped: the outbox holds 1 undelivered alerts (EDUHUB_OUTBOX_MAX_SIZE)" in caplog.text
+
+
+# --- @alerts-outbox: what site admins see and do ------------------------------
+
+
+@pytest.fixture
+def admin_api(request_factory):
+    from plone.app.testing import SITE_OWNER_NAME
+    from plone.app.testing import SITE_OWNER_PASSWORD
+
+    return request_factory(basic_auth=(SITE_OWNER_NAME, SITE_OWNER_PASSWORD))
+
+
+def test_site_admin_sees_the_backlog_and_pushes_it(site, admin_api, stream_alerts, redis_down):
+    outage = redis_down()
+    publish_new_document(site, "sports-day")
+    backlog = admin_api.get("/@alerts-outbox").json()
+    assert backlog["items_total"] == 1
+    assert backlog["items"][0]["topic"] == "workflow.publish"
+
+    still_down = admin_api.post("/@alerts-outbox")
+    assert still_down.status_code == 503
+    assert still_down.json() == {"pushed": 0, "remaining": 1}
+
+    outage.end()
+    pushed = admin_api.post("/@alerts-outbox")
+    assert pushed.json() == {"pushed": 1, "remaining": 0}
+    assert len(stream_alerts()) == 1
+
+
+def test_editors_may_not_see_the_outbox(site, request_factory):
+    editor = request_factory(basic_auth=("editor", "secret-editor"))
+    assert editor.get("/@alerts-outbox").status_code == 401
