@@ -38,6 +38,10 @@ test: install  ## Run the whole test suite with coverage of both packages
 docs: install  ## Build the documentation (strict) into site/
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+.PHONY: i18n
+i18n: install  ## Rebuild the add-on's .pot and English catalog from the code
+	$(BIN)/python -m devstack.i18n
+
 .PHONY: constraints
 constraints: install  ## Re-freeze constraints.txt from the virtual environment
 	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --all --exclude-editable \

@@ -16,4 +16,15 @@ def post_install(context):
 
 
 def uninstall(context):
-    """Uninstall script."""
+    """Remove the add-on's "Send real-time alert" actions from content rules
+    (the registry records, configlet and browser layer go with the profile)."""
+    from plone.contentrules.engine.interfaces import IRuleStorage
+    from zope.component import queryUtility
+
+    from .contentrules.action import ELEMENT
+
+    storage = queryUtility(IRuleStorage)
+    for rule in storage.values() if storage is not None else ():
+        kept = [action for action in rule.actions if getattr(action, "element", None) != ELEMENT]
+        if len(kept) != len(rule.actions):
+            rule.actions[:] = kept
