@@ -3,7 +3,7 @@ pages in order, invalid entries skipped, and whether a trim took anything
 after the requested position."""
 
 from eduhub_alerts_sidecar.app import create_redis
-from eduhub_alerts_sidecar.history import StreamHistory
+from eduhub_alerts_sidecar.history import StreamHistory, visible_after, visible_latest
 from eduhub_alerts_sidecar.stream_ids import (
     MAX_PART,
     ORIGIN,
@@ -104,3 +104,25 @@ async def test_empty_or_missing_stream_is_complete_only_from_the_origin(history)
 async def test_nothing_comes_after_the_largest_stream_id(history):
     page = await history.page_after((MAX_PART, MAX_PART))
     assert page.alerts == [] and page.complete and not page.more
+
+
+# --- what a token may see (GET /alerts) -------------------------------------------
+
+
+async def test_visible_after_stops_at_the_scan_limit_and_says_where(
+    history, redis_client, make_alert
+):
+    ids = [xadd(redis_client, history, make_alert(audience=["user:bob"])) for _ in range(6)]
+    found = await visible_after(history, frozenset({"user:jane"}), ORIGIN, limit=5,
+                                scan_limit=4)
+    assert found.alerts == []
+    assert found.next == parse_stream_id(ids[3])  # two pages of two looked at
+
+
+async def test_visible_latest_stops_at_the_scan_limit(history, redis_client, make_alert):
+    mine = make_alert(audience=["user:jane"])
+    xadd(redis_client, history, mine)
+    ids = [xadd(redis_client, history, make_alert(audience=["user:bob"])) for _ in range(4)]
+    found = await visible_latest(history, frozenset({"user:jane"}), limit=5, scan_limit=4)
+    assert found.alerts == []  # Jane's alert lies beyond the four entries looked at
+    assert found.next == parse_stream_id(ids[-1])

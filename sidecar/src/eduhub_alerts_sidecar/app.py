@@ -14,11 +14,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from . import __version__
+from .alerts_api import Unauthorized, unauthorized_handler
+from .alerts_api import router as alerts_router
 from .auth import verify_token
 from .endpoints import router
 from .history import StreamHistory
 from .monitoring import Metrics
-from .rate_limit import Rate
+from .publisher import AlertPublisher
+from .rate_limit import KeyedRateLimiter, Rate
 from .services import StreamReader, supervise
 from .settings import Settings
 from .websocket_hub import Hub, HubLimits
@@ -55,8 +58,11 @@ async def lifespan(app: FastAPI):
     state = app.state
     settings: Settings = state.settings
     state.redis = create_redis(settings)
-    state.hub.history = StreamHistory(
+    state.history = state.hub.history = StreamHistory(
         state.redis, settings.stream_key, page_size=settings.reader_batch_size
+    )
+    state.publisher = AlertPublisher(
+        state.redis, settings.stream_key, maxlen=settings.stream_maxlen
     )
     state.reader = StreamReader(
         state.redis,
@@ -124,5 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         send_queue_size=settings.send_queue_size,
         heartbeat_seconds=settings.heartbeat_seconds,
     )
+    app.state.post_limiter = KeyedRateLimiter(Rate.per_minute(settings.http_post_rate_per_minute))
     app.include_router(router)
+    app.include_router(alerts_router)
+    app.add_exception_handler(Unauthorized, unauthorized_handler)
     return app

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from .models import InvalidAlert, parse_alert
+from .models import InvalidAlert, parse_alert, visible_to
 from .stream_ids import ORIGIN, StreamPosition, format_stream_id, parse_stream_id, successor
 
 import logging
@@ -75,6 +75,16 @@ class StreamHistory:
             complete = parse_stream_id(oldest[0][0].decode()) <= start
         else:
             complete = after == ORIGIN
+        return self._page(entries, complete)
+
+    async def page_before(self, before: StreamPosition | None) -> HistoryPage:
+        """At most ``page_size`` entries strictly before ``before`` (None: from the
+        newest one), **newest first**; ``complete`` is always true."""
+        newest = "+" if before is None else f"({format_stream_id(before)}"
+        entries = await self.redis.xrevrange(self.stream_key, max=newest, count=self.page_size)
+        return self._page(entries, True)
+
+    def _page(self, entries, complete: bool) -> HistoryPage:
         alerts = []
         for entry_id, fields in entries:
             stream_id = entry_id.decode()
@@ -85,11 +95,76 @@ class StreamHistory:
         last = parse_stream_id(entries[-1][0].decode()) if entries else None
         return HistoryPage(alerts, last, complete, len(entries) == self.page_size)
 
-    async def pages_after(self, after: StreamPosition) -> AsyncIterator[HistoryPage]:
+    def pages_after(self, after: StreamPosition) -> AsyncIterator[HistoryPage]:
         """Pages after ``after`` until the end of the stream as it grows meanwhile."""
+        return self._follow(self.page_after, after)
+
+    def pages_before(self, before: StreamPosition | None) -> AsyncIterator[HistoryPage]:
+        """Pages before ``before`` (None: the newest entry) back to the oldest, newest first."""
+        return self._follow(self.page_before, before)
+
+    @staticmethod
+    async def _follow(read_page, position) -> AsyncIterator[HistoryPage]:
+        # Each page continues from the last entry of the one before, until a
+        # page is not full.
         while True:
-            page = await self.page_after(after)
+            page = await read_page(position)
             yield page
-            if not page.more or page.last is None:
+            if not page.more:
                 return
-            after = page.last
+            position = page.last
+
+
+@dataclass(frozen=True, slots=True)
+class VisibleAlerts:
+    """An answer of ``GET /alerts``: ``alerts`` oldest first; ``next`` the
+    position to ask ``since`` from next time; ``complete`` as in ``HistoryPage``."""
+
+    alerts: list[tuple[str, dict]]
+    next: StreamPosition
+    complete: bool
+
+
+async def visible_after(history: StreamHistory, principals: frozenset[str],
+                        since: StreamPosition, *, limit: int, scan_limit: int) -> VisibleAlerts:
+    """The first ``limit`` alerts after ``since`` that ``principals`` may see.
+
+    Looks at ``scan_limit`` entries at most; ``next`` is the last one looked at,
+    so asking again from it skips nothing.
+    """
+    found: list[tuple[str, dict]] = []
+    position, complete, scanned = since, True, 0
+    async for page in history.pages_after(since):
+        complete = complete and page.complete
+        for stream_id, alert in page.alerts:
+            if visible_to(alert, principals):
+                found.append((stream_id, alert))
+                if len(found) == limit:
+                    return VisibleAlerts(found, parse_stream_id(stream_id), complete)
+        position = page.last or position
+        scanned += history.page_size
+        if scanned >= scan_limit:
+            break
+    return VisibleAlerts(found, position, complete)
+
+
+async def visible_latest(history: StreamHistory, principals: frozenset[str], *,
+                         limit: int, scan_limit: int) -> VisibleAlerts:
+    """The newest ``limit`` alerts ``principals`` may see, oldest first; ``next``
+    is the newest entry of the stream (``0-0`` when empty)."""
+    found: list[tuple[str, dict]] = []
+    newest: StreamPosition | None = None
+    scanned = 0
+    async for page in history.pages_before(None):
+        if newest is None and page.alerts:
+            newest = parse_stream_id(page.alerts[0][0])
+        for stream_id, alert in page.alerts:
+            if visible_to(alert, principals):
+                found.append((stream_id, alert))
+                if len(found) == limit:
+                    break
+        scanned += history.page_size
+        if len(found) == limit or scanned >= scan_limit:
+            break
+    found.reverse()
+    return VisibleAlerts(found, newest or ORIGIN, True)

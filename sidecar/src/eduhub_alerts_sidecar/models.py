@@ -14,6 +14,7 @@ Frames (JSON text, compact), see sidecar/README.md "WebSocket protocol":
 """
 
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -24,8 +25,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from .stream_ids import parse_stream_id
 
+import copy
 import json
 import re
+import secrets
+import time
 
 
 SCHEMA_RESOURCE = "alert.v1.schema.json"
@@ -90,6 +94,41 @@ def validate_alert(alert: Any) -> dict:
     if error is not None:
         raise InvalidAlert(_error_field(error), error.message)
     return alert
+
+
+# Fields a producer may leave out of POST /alerts: the sidecar fills them.
+PRODUCER_DEFAULTED_FIELDS = ("id", "version", "created_at")
+
+
+def new_alert_id() -> str:
+    """32 hex digits: 12 of milliseconds since the epoch, then 20 random — the
+    form Plone's ids have: unique, and sortable by creation time."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def complete_producer_alert(alert: Any) -> Any:
+    """Fill ``id``, ``version`` and ``created_at`` when a producer left them out.
+
+    Anything that is not an object is returned as it is, for
+    ``validate_alert`` to refuse. A producer that retries should send its
+    own ``id``: it is the idempotency key.
+    """
+    if not isinstance(alert, dict):
+        return alert
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    defaults = {"id": new_alert_id(), "version": 1, "created_at": now}
+    return {**defaults, **alert}
+
+
+@cache
+def producer_alert_schema() -> dict:
+    """The alert schema as ``POST /alerts`` accepts it (for OpenAPI): the
+    fields the sidecar fills are optional."""
+    schema = copy.deepcopy(alert_schema())
+    schema["required"] = [
+        name for name in schema["required"] if name not in PRODUCER_DEFAULTED_FIELDS
+    ]
+    return schema
 
 
 def routed_to_websocket(alert: Mapping[str, Any]) -> bool:

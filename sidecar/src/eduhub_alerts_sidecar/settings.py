@@ -101,6 +101,19 @@ class Settings(BaseSettings):
         description="EDUHUB_STREAM_KEY: the Redis stream Plone appends alerts to. "
         "Default eduhub:alerts.",
     )
+    stream_maxlen: int = Field(
+        100_000,
+        ge=1,
+        description="EDUHUB_STREAM_MAXLEN: approximate cap of the stream (XADD MAXLEN ~) for "
+        "alerts posted to the sidecar; the same variable as Plone's. Default 100000.",
+    )
+    http_post_rate_per_minute: int = Field(
+        20,
+        ge=1,
+        description="EDUHUB_HTTP_POST_RATE_PER_MINUTE: POST /alerts requests per minute per "
+        "client address (all at once allowed); more are answered 429 with Retry-After. "
+        "Default 20.",
+    )
     reader_block_ms: int = Field(
         1000,
         ge=1,
