@@ -245,3 +245,33 @@ async def test_supervise_does_not_restart_a_task_that_is_being_cancelled():
     assert metrics.registry.get_sample_value(
         "eduhub_background_task_failures_total", {"task": "victim"}
     ) is None
+
+
+async def test_reader_lag_is_how_far_the_last_entry_handled_is_behind_the_newest(
+    make_settings, redis, redis_client, make_alert
+):
+    settings = make_settings()
+    reader = StreamReader(redis, RecordingHub(), Metrics(), stream_key=settings.stream_key,
+                          block_ms=200, batch_size=1)
+    await reader.resolve_start()  # empty stream: from 0-0
+    for entry_id in ("1000-1", "3500-1"):  # XADD times 2.5 s apart
+        redis_client.xadd(settings.stream_key, {"alert": json.dumps(make_alert())}, id=entry_id)
+
+    assert await reader.read_batch() == 1  # a full batch: more may wait
+    assert reader_lag(reader) == 2.5
+    assert await reader.read_batch() == 1  # full again, but it was the newest
+    assert reader_lag(reader) == 0.0
+
+
+async def test_reader_lag_is_zero_after_a_batch_that_was_not_full(
+    reader, redis_client, make_alert
+):
+    await reader.resolve_start()
+    reader.metrics.reader_lag.set(7)
+    xadd(redis_client, reader, make_alert())
+    assert await reader.read_batch() == 1  # batch size 100: everything there was
+    assert reader_lag(reader) == 0.0
+
+
+def reader_lag(reader) -> float:
+    return reader.metrics.registry.get_sample_value("eduhub_alerts_reader_lag_seconds")

@@ -45,6 +45,9 @@ async def test_metrics_endpoint_serves_prometheus_text(sidecar):
         "eduhub_websocket_connections",
         "eduhub_alerts_rate_limited_total",
         "eduhub_background_task_failures_total",
+        "eduhub_alerts_reader_lag_seconds",
+        "eduhub_alerts_replayed_total",
+        "eduhub_websocket_dead_peers_total",
     ):
         assert f"# TYPE {name} " in response.text, name
 

@@ -146,6 +146,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
+                hub.peer_gone(conn, message.get("code"))
                 break
             text = message.get("text")
             if text is not None:

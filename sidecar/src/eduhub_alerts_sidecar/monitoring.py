@@ -72,6 +72,18 @@ class Metrics:
             ["scope"],
             registry=r,
         )
+        self.reader_lag = Gauge(
+            "eduhub_alerts_reader_lag_seconds",
+            "How far the stream reader is behind the newest entry of the stream (XADD time of "
+            "the newest entry minus that of the last entry handled); 0 when caught up.",
+            registry=r,
+        )
+        self.dead_peers = Counter(
+            "eduhub_websocket_dead_peers_total",
+            "Connections that ended without a closing handshake from the client: it missed "
+            "a heartbeat pong, or its TCP connection broke.",
+            registry=r,
+        )
         self.task_failures = Counter(
             "eduhub_background_task_failures_total",
             "Crashes of supervised background tasks (each is restarted).",

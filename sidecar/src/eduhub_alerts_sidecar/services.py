@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from .history import decode_entry
 from .models import InvalidAlert, routed_to_websocket
 from .monitoring import WEBSOCKET, Metrics
+from .stream_ids import parse_stream_id
 from .websocket_hub import Hub
 
 import asyncio
@@ -113,14 +114,35 @@ class StreamReader:
         await self.resolve_start()
         while True:
             raise_if_cancel_requested()
-            response = await self.redis.xread(
-                {self.stream_key: self.last_id}, count=self.batch_size, block=self.block_ms
-            )
-            for _stream, entries in response or ():
-                for entry_id, fields in entries:
-                    self.dispatch(entry_id.decode(), fields)
-                    # Advance per entry: a crash mid-batch resumes after the last one handled.
-                    self.last_id = entry_id.decode()
+            await self.read_batch()
+
+    async def read_batch(self) -> int:
+        """One ``XREAD`` (blocking up to ``block_ms``): dispatch what it returns,
+        update the lag gauge; returns the number of entries read."""
+        response = await self.redis.xread(
+            {self.stream_key: self.last_id}, count=self.batch_size, block=self.block_ms
+        )
+        entries = response[0][1] if response else []
+        for entry_id, fields in entries:
+            self.dispatch(entry_id.decode(), fields)
+            # Advance per entry: a crash mid-batch resumes after the last one handled.
+            self.last_id = entry_id.decode()
+        await self._measure_lag(full_batch=len(entries) == self.batch_size)
+        return len(entries)
+
+    async def _measure_lag(self, *, full_batch: bool) -> None:
+        # A batch that was not full means the reader has read everything
+        # there was: no lag, and no extra round trip. After a full one, more
+        # may be waiting: the lag is how much older the last entry handled
+        # is than the newest entry of the stream (XADD times, from the ids).
+        lag = 0.0
+        if full_batch:
+            newest = await self.redis.xrevrange(self.stream_key, count=1)
+            if newest:
+                newest_ms, _ = parse_stream_id(newest[0][0].decode())
+                last_ms, _ = parse_stream_id(self.last_id)
+                lag = max(0.0, (newest_ms - last_ms) / 1000)
+        self.metrics.reader_lag.set(lag)
 
     def dispatch(self, stream_id: str, fields: dict[bytes, bytes]) -> None:
         """Validate one entry and broadcast it; invalid entries are logged and counted."""

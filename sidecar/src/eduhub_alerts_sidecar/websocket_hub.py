@@ -69,6 +69,9 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TOO_MANY = 4429  # like HTTP 429: back off, then try again
 
+# Disconnect codes meaning the client sent no close frame (RFC 6455 7.1.5).
+NO_CLOSE_FRAME = frozenset({1005, 1006})
+
 # How long a close handshake may take before we give up on a peer.
 CLOSE_TIMEOUT_SECONDS = 5.0
 
@@ -420,6 +423,18 @@ class Hub:
         """Forget ``conn`` and close it with ``code`` (a no-op if closed already)."""
         self._unregister(conn)
         await conn.close(code, reason)
+
+    def peer_gone(self, conn: Connection, code: int | None) -> None:
+        """The client's side of ``conn`` ended with ``code``; call before ``disconnect``.
+
+        1005/1006 mean no close frame came: the server dropped a peer that
+        missed a heartbeat pong, or the TCP connection broke. Counted as a
+        dead peer unless the server was closing the connection itself.
+        """
+        if code in NO_CLOSE_FRAME and not conn.closed:
+            log.info("connection %s (%s): peer gone without closing (%s)",
+                     conn.id, conn.identity.sub, code)
+            self.metrics.dead_peers.inc()
 
     def drop(self, conn: Connection, code: int, reason: str) -> None:
         """Like ``disconnect`` but callable from synchronous code (timers, broadcast).
