@@ -34,6 +34,10 @@ run: install  ## Start Redis, Plone (:8080) and the sidecar (:8090); Ctrl-C stop
 test: install  ## Run the whole test suite with coverage of both packages
 	$(BIN)/python -m pytest --cov --cov-report=term-missing $(PYTEST_ARGS)
 
+.PHONY: bench-plone
+bench-plone: install  ## Measure what alerts add to a content save (prints figures)
+	$(BIN)/python -m pytest tests/plone/bench_save_overhead.py -q -s -p no:warnings
+
 .PHONY: docs
 docs: install  ## Build the documentation (strict) into site/
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
