@@ -136,3 +136,27 @@ def test_websocket_url_from_the_control_panel_wins(site, set_record, request_fac
     set_record("websocket_url", "wss://alerts.school.example/ws")
     body = request_factory(basic_auth=("editor", "secret-editor")).get("/@alerts-token").json()
     assert body["websocket_url"] == "wss://alerts.school.example/ws"
+
+
+def test_message_templates_apply_to_alerts(site, committed, set_record, stream_alerts):
+    set_record("alert_events", {"workflow"})
+    set_record("templates", [
+        "workflow.submit = Review needed: ${title}",
+        "workflow.* = ${title} is now ${review_state_title} | Changed by ${user_fullname}: ${url}",
+    ])
+    doc = committed(lambda: api.content.create(container=site, type="Document", id="t", title="Rota"))
+    committed(lambda: api.content.transition(doc, transition="submit"))
+    committed(lambda: api.content.transition(doc, transition="publish"))
+    (_, submitted), (_, published) = stream_alerts()
+    assert submitted["title"] == "Review needed: Rota"
+    assert submitted["message"].startswith("**Rota** is now *Pending review*")  # built-in
+    assert published["title"] == "Rota is now Published"
+    assert published["message"].endswith(doc.absolute_url())
+
+
+def test_template_without_title_is_refused(site, manager):
+    response = manager.patch(
+        "/@controlpanels/eduhub-alerts", json={"templates": ["workflow.* = | just a message"]}
+    )
+    assert response.status_code == 400
+    assert "Give a title template" in response.json()["message"]

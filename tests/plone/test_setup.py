@@ -51,9 +51,15 @@ def test_control_panel_is_in_site_setup(portal):
 
 
 def test_uninstall_leaves_nothing_behind(portal, installer):
+    from zope.annotation.interfaces import IAnnotations
+
+    from collective.eduhub_alerts.outbox import Outbox
+
+    Outbox(portal)  # as after the first alert
     installer.uninstall_product(PACKAGE)
     assert not installer.is_product_installed(PACKAGE)
     assert IEduhubAlertsLayer not in browserlayer_utils.registered_layers()
     registry = portal.portal_registry
     assert [key for key in registry.records.keys() if key.startswith(PACKAGE)] == []
     assert "eduhub-alerts" not in configlet_ids(portal)
+    assert "collective.eduhub_alerts.outbox" not in IAnnotations(portal)

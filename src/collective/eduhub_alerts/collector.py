@@ -19,6 +19,7 @@ import transaction
 from .alert import make_alert
 from .audience import object_audience
 from .messages import content_texts
+from .messages import site_texts
 from .messages import workflow_texts
 from .publisher import queue_alert
 from .settings import severity_for
@@ -98,7 +99,7 @@ def _source(obj, **extra) -> dict:
 
 
 def content_alert(kind: str, obj) -> dict:
-    title, message = content_texts(kind, obj, api.user.get_current())
+    title, message = site_texts(kind, obj, content_texts(kind, obj, api.user.get_current()))
     return make_alert(
         topic=kind,
         severity=severity_for(kind, SEVERITY[kind]),
@@ -112,8 +113,10 @@ def content_alert(kind: str, obj) -> dict:
 
 
 def workflow_alert(obj, workflow, action: str, review_state) -> dict:
-    title, message = workflow_texts(obj, workflow, action, review_state, api.user.get_current())
     topic = f"workflow.{topic_segment(action)}"
+    title, message = site_texts(
+        topic, obj, workflow_texts(obj, workflow, action, review_state, api.user.get_current())
+    )
     return make_alert(
         topic=topic,
         severity=severity_for(topic, SEVERITY.get(topic, SEVERITY["workflow"])),

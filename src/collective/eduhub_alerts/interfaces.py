@@ -78,6 +78,25 @@ def parse_severity_rule(line: str) -> tuple[str, str]:
     return pattern, severity
 
 
+def parse_template_rule(line: str) -> tuple[str, str, str]:
+    """``"workflow.publish = ${title} is online | Published by ${user_fullname}"``
+    -> pattern, title template, message template (may be empty)."""
+    pattern, value = _pattern_and_value(line)
+    title, _sep, message = (part.strip() for part in value.partition("|"))
+    if not title:
+        raise InvalidSetting(_(
+            "error_template_title",
+            default="Give a title template before \"|\", e.g. "
+            "\"workflow.publish = ${title} is online | by ${user_fullname}\".",
+        ))
+    return pattern, title, message
+
+
+def _valid_template_rule(line: str) -> bool:
+    parse_template_rule(line)
+    return True
+
+
 def _valid_slack_route(line: str) -> bool:
     parse_slack_route(line)
     return True
@@ -195,6 +214,21 @@ class IEduhubAlertsSettings(Interface):
             "matching line wins; otherwise the add-on's default applies.",
         ),
         value_type=schema.TextLine(constraint=_valid_severity_rule),
+        default=[],
+        required=False,
+    )
+
+    templates = schema.List(
+        title=_("label_templates", default="Message templates"),
+        description=_(
+            "help_templates",
+            default="One line per rule: \"topic pattern = title | message\", with "
+            "substitutions such as ${title}, ${type}, ${url}, ${user_fullname} or "
+            "${review_state_title}; the message (Markdown) is optional. E.g. "
+            "\"workflow.publish = ${title} is online | Published by ${user_fullname}\". "
+            "The first matching line wins; otherwise the built-in texts apply.",
+        ),
+        value_type=schema.TextLine(constraint=_valid_template_rule),
         default=[],
         required=False,
     )

@@ -1,10 +1,12 @@
 """The words of each alert: translated titles and Markdown messages."""
 
 from plone import api
+from plone.stringinterp.interfaces import IStringInterpolator
 from zope.globalrequest import getRequest
 from zope.i18n import translate
 
 from . import _
+from .settings import template_for
 
 
 _CONTENT = {
@@ -70,3 +72,15 @@ def workflow_texts(obj, workflow, action: str, review_state, actor) -> tuple[str
            title=title, state=state_title, transition=transition_title,
            actor=actor_name(actor)),
     )
+
+
+def site_texts(topic: str, obj, default: tuple[str, str]) -> tuple[str, str]:
+    """The control panel's template for ``topic``, filled in for ``obj``
+    (plone.stringinterp substitutions), else ``default``."""
+    template = template_for(topic)
+    if template is None:
+        return default
+    interpolate = IStringInterpolator(obj)
+    title = interpolate(template[0]).strip() or default[0]
+    message = interpolate(template[1]) if template[1] else default[1]
+    return title, message

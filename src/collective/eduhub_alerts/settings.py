@@ -6,6 +6,7 @@ from .config import get_settings
 from .interfaces import SETTINGS_PREFIX
 from .interfaces import parse_severity_rule
 from .interfaces import parse_slack_route
+from .interfaces import parse_template_rule
 
 
 def _record(name: str, default):
@@ -55,6 +56,15 @@ def severity_for(topic: str, default: str) -> str:
         if topic_matches(pattern, topic):
             return severity
     return default
+
+
+def template_for(topic: str) -> tuple[str, str] | None:
+    """(title template, message template) of the first matching rule."""
+    for line in _record("templates", []):
+        pattern, title, message = parse_template_rule(line)
+        if topic_matches(pattern, topic):
+            return title, message
+    return None
 
 
 def websocket_url() -> str:

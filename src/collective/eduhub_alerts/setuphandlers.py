@@ -23,8 +23,27 @@ def uninstall(context):
 
     from .contentrules.action import ELEMENT
 
+    _remove_outbox(context)
     storage = queryUtility(IRuleStorage)
     for rule in storage.values() if storage is not None else ():
         kept = [action for action in rule.actions if getattr(action, "element", None) != ELEMENT]
         if len(kept) != len(rule.actions):
             rule.actions[:] = kept
+
+
+def _remove_outbox(context):
+    from plone import api
+    from zope.annotation.interfaces import IAnnotations
+
+    from .outbox import ANNOTATION_KEY
+    from .outbox import Outbox
+
+    import logging
+
+    site = api.portal.get()
+    waiting = len(Outbox(site, create=False))
+    if waiting:
+        logging.getLogger(__name__).warning(
+            "uninstalling: %d alert(s) never reached Redis and are discarded", waiting
+        )
+    IAnnotations(site).pop(ANNOTATION_KEY, None)
