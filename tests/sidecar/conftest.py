@@ -9,7 +9,7 @@ from eduhub_alerts_sidecar.app import create_app
 from eduhub_alerts_sidecar.cli import uvicorn_config
 from eduhub_alerts_sidecar.settings import Settings
 
-from tests.sidecar.helpers import RunningSidecar, http_client, listening_socket
+from tests.sidecar.helpers import RunningSidecar, Sidecar, http_client, listening_socket
 
 import asyncio
 import json
@@ -45,7 +45,8 @@ async def start_sidecar(make_settings, redis_client) -> AsyncIterator:
         server = uvicorn.Server(uvicorn_config(settings, app))
         server.capture_signals = nullcontext  # leave pytest's signal handlers alone
         task = asyncio.create_task(server.serve(sockets=[sock]))
-        sidecar = RunningSidecar(app, settings, server, task, f"http://127.0.0.1:{port}")
+        sidecar = RunningSidecar(settings=settings, base_url=f"http://127.0.0.1:{port}",
+                                 app=app, server=server, task=task)
         running.append(sidecar)
         # The first answer arrives only once the lifespan start-up has run.
         async with http_client(sidecar) as client:
@@ -101,7 +102,7 @@ def make_alert(sample_alert):
 def publish(redis_client):
     """XADD an alert (dict, or raw fields) to a sidecar's stream; returns the stream id."""
 
-    def publish(sidecar: RunningSidecar, alert=None, *, fields=None) -> str:
+    def publish(sidecar: Sidecar, alert=None, *, fields=None) -> str:
         fields = fields if fields is not None else {"alert": json.dumps(alert)}
         return redis_client.xadd(sidecar.settings.stream_key, fields)
 

@@ -22,16 +22,24 @@ RECV_TIMEOUT = 5.0
 
 
 @dataclass
-class RunningSidecar:
-    app: FastAPI
+class Sidecar:
+    """Where a sidecar listens and with which settings (any process)."""
+
     settings: Settings
-    server: uvicorn.Server
-    task: asyncio.Task
     base_url: str
 
     @property
     def ws_url(self) -> str:
         return self.base_url.replace("http://", "ws://") + "/ws"
+
+
+@dataclass
+class RunningSidecar(Sidecar):
+    """A sidecar served in the test's own event loop: its app is at hand."""
+
+    app: FastAPI
+    server: uvicorn.Server
+    task: asyncio.Task
 
     @property
     def metrics(self):
@@ -66,12 +74,12 @@ def listening_socket() -> socket.socket:
     return sock
 
 
-def http_client(sidecar: RunningSidecar) -> httpx.AsyncClient:
+def http_client(sidecar: Sidecar) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=sidecar.base_url, trust_env=False, timeout=10)
 
 
 @asynccontextmanager
-async def open_ws(sidecar: RunningSidecar, token: str | None = None, *, origin=None,
+async def open_ws(sidecar: Sidecar, token: str | None = None, *, origin=None,
                   subprotocols=None, **kwargs) -> AsyncIterator[ClientConnection]:
     """A real WebSocket client connection; ``token`` goes in the query string."""
     url = sidecar.ws_url
