@@ -268,3 +268,11 @@ async def test_an_accepted_message_forgives_earlier_rate_limit_strikes(metrics):
     await hub.close_all()
     assert frames == ["pong"] + ["rate_limited"] * 2 + ["pong"] + ["rate_limited"] * 2
     assert transport.close_code == (1001, "server shutting down")  # never 4429
+
+
+async def test_dropping_a_connection_twice_closes_it_once(hub):
+    transport = FakeTransport()
+    conn = hub.connect(transport, identity())
+    hub.drop(conn, 4429, "rate limited")
+    hub.drop(conn, 4401, "token expired")
+    assert await transport.wait_closed() == (4429, "rate limited")

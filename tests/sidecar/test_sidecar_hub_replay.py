@@ -62,12 +62,13 @@ async def test_live_alert_during_replay_is_held_and_sent_once_after_it(metrics):
     def live_meanwhile(page):
         hub.broadcast("3-0", alert())  # also on the replay's next page: a duplicate
         hub.broadcast("4-0", alert())  # after everything the replay reads
+        hub.broadcast("4-1", alert())  # and another one
 
     history = FakeHistory([("1-0", alert()), ("2-0", alert())], [("3-0", alert())],
                           between=live_meanwhile)
     hub = make_hub(metrics, history)
     frames = await frames_after_subscribe(hub, subscribe(), live=[("5-0", alert())])
-    assert ids(frames) == ["1-0", "2-0", "3-0", "subscribed", "4-0", "5-0"]
+    assert ids(frames) == ["1-0", "2-0", "3-0", "subscribed", "4-0", "4-1", "5-0"]
 
 
 async def test_live_alerts_up_to_since_are_not_sent_again_by_a_lagging_replica(metrics):
@@ -180,4 +181,25 @@ async def test_live_alerts_overflowing_the_hold_cut_the_client_off_with_1013(met
     assert metrics.registry.get_sample_value(
         "eduhub_alerts_failed_total", {"channel": "websocket", "reason": "slow_consumer"}
     ) == 1
+    await hub.close_all()
+
+
+async def test_closing_a_connection_while_held_alerts_are_released_stops_the_release(metrics):
+    hub = None
+
+    def live_meanwhile(page):
+        for n in range(3):
+            hub.broadcast(f"{n + 5}-0", alert())
+
+    hub = make_hub(metrics, FakeHistory([], [], between=live_meanwhile), send_queue_size=4)
+    transport = FakeTransport(stuck=True)
+    conn = hub.connect(transport, identity())
+    release = asyncio.create_task(hub.handle_text(conn, subscribe()))
+    # Welcome taken by the stuck writer; subscribed and one held alert fill
+    # half the queue: the release waits for space with alerts still held.
+    await wait_until(lambda: conn._space is not None and len(conn.held) == 1)
+    hub.drop(conn, 4401, "token expired")
+    async with asyncio.timeout(2):
+        await release
+    assert conn.held is None
     await hub.close_all()

@@ -128,3 +128,13 @@ async def test_refresh_on_a_closed_connection_does_not_register_it_again(hub):
     await hub.handle_text(conn, json.dumps({"type": "refresh", "token": "fresh"}))
     assert not hub.connections
     assert not hub._by_principal  # the principal index does not hold it again
+
+
+async def test_hub_without_a_token_verifier_refuses_every_refresh():
+    hub = Hub(Metrics())
+    transport = FakeTransport()
+    conn = await connected(hub, transport)
+    await hub.handle_text(conn, json.dumps({"type": "refresh", "token": "anything"}))
+    error = await transport.next_json()
+    await hub.close_all()
+    assert error == {"type": "error", "code": "unauthorized", "message": "token: invalid"}

@@ -192,6 +192,11 @@ class TooManyConnections(Exception):
     """The user already holds ``max_connections_per_user`` connections here."""
 
 
+def refuse_every_token(token: str) -> Identity:
+    """The token verifier of a hub given none: ``refresh`` is then always refused."""
+    raise AuthError("invalid", "this hub verifies no tokens")
+
+
 # --- connections ------------------------------------------------------------
 
 
@@ -275,6 +280,8 @@ class Connection:
         Live alerts arrive in stream order, so once one is past the watermark
         the replay is forgotten.
         """
+        if self.replayed is None:
+            return False
         watermark, topics = self.replayed
         if parse_stream_id(stream_id) > watermark:
             self.replayed = None
@@ -353,8 +360,8 @@ class Hub:
         self.send_queue_size = send_queue_size
         self.heartbeat_seconds = heartbeat_seconds
         self.history = history  # set by the app once Redis is there; needed for `since`
-        # Turns a token into an Identity or raises AuthError; needed for `refresh`.
-        self.verify_token = verify_token
+        # Turns a token into an Identity or raises AuthError, for `refresh`.
+        self.verify_token = verify_token if verify_token is not None else refuse_every_token
         self.connections: dict[str, Connection] = {}
         self._by_principal: dict[str, set[Connection]] = {}
         self._per_user: dict[str, int] = {}  # sub -> open connections
@@ -635,7 +642,7 @@ class Hub:
         return [
             conn for conn in candidates
             if conn.subscriptions.matches(topic, segments)
-            and (conn.replayed is None or not conn.already_replayed(stream_id, topic, segments))
+            and not conn.already_replayed(stream_id, topic, segments)
         ]
 
     def broadcast(self, stream_id: str, alert: dict) -> int:
