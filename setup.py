@@ -47,6 +47,7 @@ setup(
             "pytest",
             "pytest-plone",
             "zope.pytestlayer",
+            "ZEO",
         ],
     },
     entry_points={

@@ -68,7 +68,9 @@ def queue_alert(alert: dict, site) -> None:
             alert["id"], alert["topic"], backlog,
         )
         return
-    txn = transaction.get()
+    # The transaction the site's connection takes part in (in a request,
+    # the thread's own; in a script, whichever manager opened the site).
+    txn = site._p_jar.transaction_manager.get()
     try:
         state = txn.data(_QUEUE_KEY)
     except KeyError:
