@@ -5,14 +5,8 @@ socket would only show after megabytes of kernel buffers."""
 
 from eduhub_alerts_sidecar.monitoring import Metrics
 from eduhub_alerts_sidecar.rate_limit import Rate
-from eduhub_alerts_sidecar.websocket_hub import (
-    Hub,
-    HubLimits,
-    Subscriptions,
-    compile_topic_pattern,
-    stream_timestamp_ms,
-    topic_matches,
-)
+from eduhub_alerts_sidecar.topics import Subscriptions, compile_topic_pattern, topic_matches
+from eduhub_alerts_sidecar.websocket_hub import Hub, HubLimits, stream_timestamp_ms
 
 from tests.sidecar.fakes import FakeTransport, alert, connected, identity
 
