@@ -103,3 +103,18 @@ def test_only_chosen_types_alert(folder, committed, stream_alerts, set_record):
     committed(lambda: api.content.create(container=folder, type="Document", id="i"))
     committed(lambda: api.content.create(container=folder, type="News Item", id="j"))
     assert topics(stream_alerts) == [("content.added", "/plone/news/j")]
+
+
+def test_removing_the_whole_site_alerts_nobody(site, folder, committed, stream_alerts):
+    from OFS.event import ObjectWillBeRemovedEvent
+    from zope.container.contained import dispatchToSublocations
+
+    committed(lambda: api.content.create(container=folder, type="Document", id="k"))
+    stream_before = len(stream_alerts())
+    event = ObjectWillBeRemovedEvent(site, site.aq_parent, site.getId())
+    notify(event)
+    dispatchToSublocations(site, event)
+    import transaction
+
+    transaction.commit()  # the events fired; the site itself stays for the check
+    assert len(stream_alerts()) == stream_before

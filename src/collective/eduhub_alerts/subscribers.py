@@ -2,6 +2,7 @@
 notes into alerts at commit time."""
 
 from OFS.interfaces import IObjectWillBeMovedEvent
+from Products.CMFCore.interfaces import ISiteRoot
 from plone import api
 from plone.app.workflow.interfaces import ILocalrolesModifiedEvent
 from zope.container.interfaces import IContainerModifiedEvent
@@ -37,6 +38,8 @@ def content_modified(obj, event):
 def content_will_be_removed(obj, event):
     if IObjectWillBeMovedEvent.providedBy(event) and event.newParent is not None:
         return  # a move or rename, not a removal
+    if ISiteRoot.providedBy(event.object):
+        return  # the whole site goes: nobody is left to alert
     if _site_ready(obj) and event_alerts("content.removed", obj.portal_type):
         collector.note_removal(obj)
 
