@@ -30,8 +30,17 @@ install: $(STAMP)  ## Create .venv and install both packages with the pinned dep
 run: install  ## Start Redis, Plone (:8080) and the sidecar (:8090); Ctrl-C stops all three
 	$(BIN)/python -m devstack run
 
+JS_CLIENT := frontend/packages/eduhub-alerts-client
+
+$(JS_CLIENT)/node_modules/.package-lock.json: $(JS_CLIENT)/package.json $(JS_CLIENT)/package-lock.json
+	cd $(JS_CLIENT) && npm ci --no-audit --no-fund
+
+.PHONY: test-js
+test-js: $(JS_CLIENT)/node_modules/.package-lock.json  ## Run the JavaScript client's tests (Node)
+	cd $(JS_CLIENT) && npm test
+
 .PHONY: test
-test: install  ## Run the whole test suite with coverage of both packages
+test: install test-js  ## Run the whole test suite with coverage of both packages
 	$(BIN)/python -m pytest --cov --cov-report=term-missing $(PYTEST_ARGS)
 
 .PHONY: bench-plone
