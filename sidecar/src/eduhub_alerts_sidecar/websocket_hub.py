@@ -393,7 +393,8 @@ class Hub:
         return [
             conn for conn in candidates
             if conn.subscriptions.matches(topic, segments)
-            and not conn.already_replayed(stream_id, topic, segments)
+            # Inline None check: the hot path skips the call for almost everyone.
+            and (conn.replayed is None or not conn.already_replayed(stream_id, topic, segments))
         ]
 
     def broadcast(self, stream_id: str, alert: dict) -> int:
