@@ -1,5 +1,7 @@
 """Settings from EDUHUB_* variables, secret files and validation messages."""
 
+from pathlib import Path
+
 from eduhub_alerts_sidecar.settings import DEFAULT_ALLOWED_ORIGINS, Settings
 from pydantic import ValidationError
 
@@ -34,6 +36,19 @@ def test_defaults_match_the_documented_contract(clean_env):
     assert settings.token_audience == "eduhub-alerts"
     assert settings.log_level == "info"
     assert settings.proxy_headers is False
+    assert settings.stream_maxlen == 100_000
+    assert settings.http_post_rate_per_minute == 20
+    assert settings.ws_max_subscriptions == 100
+    assert settings.ws_max_connections_per_user == 10
+    assert (settings.ws_message_rate, settings.ws_message_burst) == (10.0, 10)
+    assert settings.ws_rate_limit_strikes == 10
+
+
+def test_every_setting_is_in_the_readme_table():
+    readme = (Path(__file__).parents[2] / "sidecar" / "README.md").read_text()
+    missing = [name for name in Settings.model_fields
+               if f"| `EDUHUB_{name.upper()}` |" not in readme]
+    assert missing == []
 
 
 def test_every_field_documents_its_variable_and_default():
