@@ -30,8 +30,11 @@ else:
         app,
         site_id,
         title="EduHub",
+        # The Classic UI distribution's profiles, then the REST API and the add-on.
         extension_ids=(
             "plone.app.contenttypes:default",
+            "plone.app.layout:default",
+            "plonetheme.barceloneta:default",
             "plone.restapi:default",
             "collective.eduhub_alerts:default",
         ),

@@ -95,15 +95,25 @@ class Stack:
         ))
         self.log(f"Plone: starting on port {cfg.plone_port}")
         self.processes.append(start_plone(instance, cfg.plone_port, logs / "plone.log", env=env))
+        self.start_sidecar()
+
+    def start_sidecar(self):
+        cfg = self.config
         self.log(f"Sidecar: starting on port {cfg.sidecar_port}")
         sidecar = ManagedProcess(
             "sidecar",
             [sys.executable, "-m", "eduhub_alerts_sidecar", "--port", str(cfg.sidecar_port)],
-            logs / "sidecar.log",
-            env=env,
+            Path(cfg.var_dir) / "log" / "sidecar.log",
+            env=cfg.environment(),
         )
         self.processes.append(sidecar)
         sidecar.wait_for_port(cfg.sidecar_port, timeout=60)
+
+    def stop_sidecar(self):
+        """Stop the sidecar alone (tests of reconnects); start_sidecar() brings it back."""
+        for proc in [p for p in self.processes if p.name == "sidecar"]:
+            proc.stop()
+            self.processes.remove(proc)
 
     def dead(self) -> list[ManagedProcess]:
         return [proc for proc in self.processes if not proc.running()]

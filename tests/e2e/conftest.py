@@ -11,7 +11,8 @@ import secrets
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
+def stack_runner(tmp_path_factory):
+    """The running Stack (processes); tests may restart the sidecar."""
     config = StackConfig(
         var_dir=tmp_path_factory.mktemp("stack"),
         secret=secrets.token_hex(32),
@@ -22,9 +23,15 @@ def stack(tmp_path_factory):
     running = Stack(config, log=lambda message: None)
     try:
         running.start()
-        yield config
+        yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(stack_runner):
+    """Where the running stack is: URLs, ports, admin credentials."""
+    return stack_runner.config
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +49,8 @@ class PloneClient:
 
     def __init__(self, site_url: str, login: str, password: str):
         self.site_url = site_url
+        self.login = login
+        self.password = password
         self.session = requests.Session()
         self.session.headers["Accept"] = "application/json"
         response = self.session.post(
