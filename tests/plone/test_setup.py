@@ -42,6 +42,12 @@ def test_permissions_are_granted_by_default(portal, permission, roles):
     assert granted == roles
 
 
+def test_classic_ui_bundle_is_registered_for_logged_in_users(portal):
+    prefix = "plone.bundles/eduhub-alerts"
+    assert api.portal.get_registry_record(f"{prefix}.enabled") is True
+    assert api.portal.get_registry_record(f"{prefix}.expression") == "python: member is not None"
+
+
 def configlet_ids(portal):
     return [action.getId() for action in portal.portal_controlpanel.listActions()]
 
@@ -61,5 +67,6 @@ def test_uninstall_leaves_nothing_behind(portal, installer):
     assert IEduhubAlertsLayer not in browserlayer_utils.registered_layers()
     registry = portal.portal_registry
     assert [key for key in registry.records.keys() if key.startswith(PACKAGE)] == []
+    assert [key for key in registry.records.keys() if "eduhub-alerts" in key] == []
     assert "eduhub-alerts" not in configlet_ids(portal)
     assert "collective.eduhub_alerts.outbox" not in IAnnotations(portal)
