@@ -29,6 +29,7 @@ def test_member_gets_read_only_token_with_catalog_principals(request_factory, al
     assert set(claims["principals"]) >= {"user:student", "Member", "Authenticated", "Anonymous"}
     assert "Manager" not in claims["principals"]
     assert body["websocket_url"] == "ws://localhost:8090/ws"
+    assert body["topics"] == ["*", "*.*", "*.*.*"]  # every topic, by default
     expires = datetime.fromisoformat(body["expires"])
     assert expires == datetime.fromtimestamp(claims["exp"], timezone.utc)
     lifetime = claims["exp"] - claims["iat"]
@@ -89,3 +90,9 @@ def test_unreadable_secret_file_answers_503(request_factory, monkeypatch, tmp_pa
     response = request_factory(basic_auth=("editor", "secret-editor")).get("/@alerts-token")
     assert response.status_code == 503
     assert "EDUHUB_ALERTS_SECRET_FILE cannot be read" in response.json()["error"]["message"]
+
+
+def test_topics_for_pages_come_from_the_control_panel(site, set_record, request_factory):
+    set_record("browser_topics", ["workflow.*", "manual"])
+    body = request_factory(basic_auth=("editor", "secret-editor")).get("/@alerts-token").json()
+    assert body["topics"] == ["workflow.*", "manual"]

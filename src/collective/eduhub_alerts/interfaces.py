@@ -107,6 +107,11 @@ def _valid_severity_rule(line: str) -> bool:
     return True
 
 
+def _valid_topic_pattern(pattern: str) -> bool:
+    _pattern_and_value(f"{pattern} = x")
+    return True
+
+
 def _valid_websocket_url(url: str) -> bool:
     if url and not re.match(r"^wss?://[^\s/]+", url):
         raise InvalidSetting(_(
@@ -242,6 +247,18 @@ class IEduhubAlertsSettings(Interface):
         ),
         constraint=_valid_websocket_url,
         default="",
+        required=False,
+    )
+
+    browser_topics = schema.List(
+        title=_("label_browser_topics", default="Topics shown in the browser"),
+        description=_(
+            "help_browser_topics",
+            default="Topic patterns the Classic UI and Volto pages subscribe to, one per "
+            "line (e.g. workflow.* or manual). Empty: every topic.",
+        ),
+        value_type=schema.TextLine(constraint=_valid_topic_pattern),
+        default=[],
         required=False,
     )
 

@@ -72,5 +72,10 @@ def websocket_url() -> str:
     return _record("websocket_url", "") or get_settings().websocket_url
 
 
+def browser_topics() -> list[str]:
+    """What pages subscribe to; every topic of one to three segments by default."""
+    return list(_record("browser_topics", [])) or ["*", "*.*", "*.*.*"]
+
+
 def post_rate_per_minute() -> int:
     return _record("post_rate_per_minute", 20)

@@ -14,6 +14,7 @@ import jwt
 from .audience import user_principals
 from .config import get_secret
 from .config import get_settings
+from .settings import browser_topics
 from .settings import websocket_url
 
 
@@ -24,7 +25,7 @@ SEND_PERMISSION = "collective.eduhub_alerts: Send alerts"
 
 
 def issue_token(user, context) -> dict:
-    """Return ``{"token", "websocket_url", "expires"}`` for ``user``.
+    """Return ``{"token", "websocket_url", "expires", "topics"}`` for ``user``.
 
     ``alerts:write`` is added to the scope only when the user holds the
     *Send alerts* permission on ``context``.
@@ -48,4 +49,6 @@ def issue_token(user, context) -> dict:
         "token": jwt.encode(claims, secret, algorithm="HS256"),
         "websocket_url": websocket_url(),
         "expires": expires.isoformat().replace("+00:00", "Z"),
+        # The site's choice of topics for pages (control panel).
+        "topics": browser_topics(),
     }

@@ -30,6 +30,7 @@ const CLOSE_UNAUTHORIZED = 4401;
 const CLOSE_FORBIDDEN_ORIGIN = 4403;
 const CLOSE_TOO_MANY = 4429;
 const REMEMBERED_IDS = 1000;
+const DEFAULT_TOPICS = ["*", "*.*", "*.*.*"];
 
 export class TokenError extends Error {
   constructor(status, message) {
@@ -69,7 +70,9 @@ export class AlertsClient extends EventTarget {
    * @param {object} options
    * @param {string} [options.tokenUrl] Plone's @alerts-token URL (or give fetchToken).
    * @param {() => Promise<{token, websocket_url, expires}>} [options.fetchToken]
-   * @param {string[]} [options.topics] topic patterns, `*` for one segment (default: all two-segment topics and `manual`).
+   * @param {string[]} [options.topics] topic patterns, `*` for one segment (default: the
+   *   `topics` of the @alerts-token answer, i.e. the site's control panel, else every topic
+   *   of one to three segments).
    * @param {Function} [options.WebSocket] a WebSocket implementation (default: the browser's).
    * @param {number} [options.refreshMargin] ms before expiry to refresh the token (default 60 s).
    * @param {{base: number, max: number}} [options.backoff] reconnect back-off in ms.
@@ -78,7 +81,7 @@ export class AlertsClient extends EventTarget {
   constructor({
     tokenUrl,
     fetchToken,
-    topics = ["*", "*.*", "*.*.*"],
+    topics = null,
     WebSocket: WebSocketImpl = globalThis.WebSocket,
     refreshMargin = 60000,
     backoff = { base: 1000, max: 30000 },
@@ -88,7 +91,8 @@ export class AlertsClient extends EventTarget {
     super();
     if (!fetchToken && !tokenUrl) throw new TypeError("AlertsClient needs tokenUrl or fetchToken");
     this.fetchToken = fetchToken || fetchTokenFrom(tokenUrl);
-    this.topics = [...topics];
+    this._topicsFromServer = topics === null;
+    this.topics = topics === null ? [...DEFAULT_TOPICS] : [...topics];
     this.WebSocket = WebSocketImpl;
     this.refreshMargin = refreshMargin;
     this.backoff = backoff;
@@ -160,6 +164,10 @@ export class AlertsClient extends EventTarget {
       return;
     }
     if (this._stopped) return;
+    if (this._topicsFromServer && Array.isArray(info.topics)) {
+      this.topics = [...info.topics];
+      this._topicsFromServer = false; // later changes by subscribe() are the page's
+    }
     const socket = new this.WebSocket(info.websocket_url, [PROTOCOL, `bearer.${info.token}`]);
     this._socket = socket;
     socket.onmessage = (event) => this._onMessage(socket, event.data);

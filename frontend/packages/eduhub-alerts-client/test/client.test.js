@@ -325,3 +325,18 @@ test("an unauthorized refresh makes the client reconnect with a new token", asyn
   const second = await sidecar.connected(2);
   assert.equal(second.token, "token-2");
 });
+
+test("subscribes to the site's topics from the token answer unless told otherwise", async (t) => {
+  const sidecar = await startSidecar();
+  const base = tokens(sidecar);
+  const fetchToken = async () => ({ ...(await base()), topics: ["workflow.*", "manual"] });
+  const client = new AlertsClient({ fetchToken, WebSocket, backoff: FAST });
+  const explicit = new AlertsClient({ fetchToken, topics: ["app.*"], WebSocket, backoff: FAST });
+  t.after(() => { client.close(); explicit.close(); return sidecar.close(); });
+  client.start();
+  const first = await sidecar.connected(1);
+  assert.deepEqual((await sidecar.next(subscribeFrom(first))).frame.topics, ["workflow.*", "manual"]);
+  explicit.start();
+  const second = await sidecar.connected(2);
+  assert.deepEqual((await sidecar.next(subscribeFrom(second))).frame.topics, ["app.*"]);
+});
