@@ -197,7 +197,10 @@ export class AlertsClient extends EventTarget {
             this.lastId = `${Date.now() - 30000}`;
             this._lastIdGuessed = true;
           }
-          this._setStatus("open", frame.recovered === false ? { recovered: false } : {});
+          // A guessed position may lie before a young stream's first entry:
+          // "not recovered" then says nothing about alerts this page missed.
+          const lost = frame.recovered === false && !this._resumedFromGuess;
+          this._setStatus("open", lost ? { recovered: false } : {});
         }
         break;
       case "alert":
@@ -272,6 +275,7 @@ export class AlertsClient extends EventTarget {
   // --- helpers ---------------------------------------------------------------
 
   _subscribeFrame() {
+    this._resumedFromGuess = this._lastIdGuessed;
     const frame = { type: "subscribe", topics: this.topics };
     if (this.lastId !== null) frame.since = this.lastId;
     return frame;

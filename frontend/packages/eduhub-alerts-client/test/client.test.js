@@ -340,3 +340,20 @@ test("subscribes to the site's topics from the token answer unless told otherwis
   const second = await sidecar.connected(2);
   assert.deepEqual((await sidecar.next(subscribeFrom(second))).frame.topics, ["app.*"]);
 });
+
+test("a resume from a guessed position does not report lost alerts", async (t) => {
+  const sidecar = await startSidecar();
+  const client = new AlertsClient({ fetchToken: tokens(sidecar), WebSocket, backoff: FAST });
+  t.after(() => { client.close(); return sidecar.close(); });
+  client.start();
+  const first = await sidecar.connected(1);
+  await sidecar.next(subscribeFrom(first));
+  first.socket.send(JSON.stringify({ type: "subscribed", topics: [] }));
+  await nextEvent(client, "status", (d) => d.status === "open");
+  first.socket.terminate();
+  const second = await sidecar.connected(2);
+  await sidecar.next(subscribeFrom(second));
+  const reopened = nextEvent(client, "status", (d) => d.status === "open");
+  second.socket.send(JSON.stringify({ type: "subscribed", topics: [], recovered: false }));
+  assert.equal((await reopened).recovered, undefined);
+});
