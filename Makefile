@@ -47,6 +47,10 @@ test: install test-js  ## Run the whole test suite with coverage of both package
 bench-plone: install  ## Measure what alerts add to a content save (prints figures)
 	$(BIN)/python -m pytest tests/plone/bench_save_overhead.py -q -s -p no:warnings
 
+.PHONY: bench-sidecar
+bench-sidecar: install  ## Memory per WebSocket and broadcast latency, 1,000 clients (prints figures)
+	$(BIN)/python -m tests.benchmarks.bench_sidecar_ws $(BENCH_ARGS)
+
 .PHONY: docs
 docs: install  ## Build the documentation (strict) into site/
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
