@@ -30,14 +30,13 @@ install: $(STAMP)  ## Create .venv and install both packages with the pinned dep
 run: install  ## Start Redis, Plone (:8080) and the sidecar (:8090); Ctrl-C stops all three
 	$(BIN)/python -m devstack run
 
-JS_CLIENT := frontend/packages/eduhub-alerts-client
-
-$(JS_CLIENT)/node_modules/.package-lock.json: $(JS_CLIENT)/package.json $(JS_CLIENT)/package-lock.json
-	cd $(JS_CLIENT) && npm ci --no-audit --no-fund
+JS_PACKAGES := frontend/packages/eduhub-alerts-client frontend/packages/volto-eduhub-alerts
 
 .PHONY: test-js
-test-js: $(JS_CLIENT)/node_modules/.package-lock.json  ## Run the JavaScript client's tests (Node)
-	cd $(JS_CLIENT) && npm test
+test-js:  ## Run the JavaScript client's and the Volto add-on's tests (Node)
+	for package in $(JS_PACKAGES); do \
+	  (cd $$package && npm ci --no-audit --no-fund --loglevel=error && npm test) || exit 1; \
+	done
 
 .PHONY: test
 test: install test-js  ## Run the whole test suite with coverage of both packages

@@ -156,3 +156,19 @@ def test_anonymous_visitors_get_no_live_alerts(stack, open_browser):
     assert visitor.find_elements(By.CSS_SELECTOR, ".eduhub-alerts") == []
     scripts = [s.get_attribute("src") or "" for s in visitor.find_elements(By.TAG_NAME, "script")]
     assert not any("eduhub-alerts" in src for src in scripts)
+
+
+def test_operators_status_page_shows_the_connection_and_alerts(stack, admin, people, open_browser):
+    page = open_browser()
+    page.get(f"{stack.sidecar_url}/status")
+    page.find_element(By.ID, "token").send_keys(people["teacher"].alerts_token()["token"])
+    page.find_element(By.CSS_SELECTOR, "#connect button[type=submit]").click()
+    WebDriverWait(page, WAIT).until(
+        lambda b: b.find_element(By.ID, "status").get_attribute("data-status") == "open"
+    )
+    create_and_transition(admin, stack, "assembly", "Assembly moved", "publish")
+    WebDriverWait(page, WAIT).until(
+        lambda b: "Publish: Assembly moved"
+        in [t.text for t in b.find_elements(By.CSS_SELECTOR, "#alerts .alert-title")]
+    )
+    screenshot(page, "sidecar-status-page")

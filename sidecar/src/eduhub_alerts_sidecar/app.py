@@ -18,6 +18,7 @@ from .alerts_api import Unauthorized, unauthorized_handler
 from .alerts_api import router as alerts_router
 from .auth import verify_token
 from .endpoints import router
+from .status_page import router as status_page_router
 from .history import StreamHistory
 from .monitoring import Metrics
 from .publisher import AlertPublisher
@@ -133,5 +134,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.post_limiter = KeyedRateLimiter(Rate.per_minute(settings.http_post_rate_per_minute))
     app.include_router(router)
     app.include_router(alerts_router)
+    app.include_router(status_page_router)
     app.add_exception_handler(Unauthorized, unauthorized_handler)
     return app

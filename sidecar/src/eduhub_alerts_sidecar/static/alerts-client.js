@@ -1,0 +1,1 @@
+../../../../frontend/packages/eduhub-alerts-client/src/index.js
