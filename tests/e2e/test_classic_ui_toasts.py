@@ -172,3 +172,23 @@ def test_operators_status_page_shows_the_connection_and_alerts(stack, admin, peo
         in [t.text for t in b.find_elements(By.CSS_SELECTOR, "#alerts .alert-title")]
     )
     screenshot(page, "sidecar-status-page")
+
+
+def test_a_user_mutes_live_alerts_and_the_choice_follows_them(stack, admin, make_user, open_browser):
+    parent = make_user("parent", ["Member"])
+    page = open_browser()
+    log_in(page, stack, "parent", parent.password)
+    page.find_element(By.CSS_SELECTOR, ".eduhub-alerts-toggle").click()
+    wait_for_status(page, "muted")
+    assert parent.session.get(f"{stack.plone_url}/@alerts-preferences").json() == {"muted": True}
+
+    create_and_transition(admin, stack, "trip", "School trip", "publish")
+    page.get(stack.plone_url)  # another page: still muted, from the member data
+    wait_for_status(page, "muted")
+    assert toast_titles(page) == []
+    screenshot(page, "classic-ui-muted")
+
+    page.find_element(By.CSS_SELECTOR, ".eduhub-alerts-toggle").click()
+    wait_for_status(page, "open")
+    create_and_transition(admin, stack, "trip-2", "Second trip", "publish")
+    wait_for_toast(page, "Publish: Second trip")

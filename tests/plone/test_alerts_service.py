@@ -167,3 +167,9 @@ def test_disabled_site_refuses_manual_alerts(site, manager, set_record):
     response = manager.post("/@alerts", json={"title": "x"})
     assert response.status_code == 400
     assert "switched off" in response.json()["message"]
+
+
+def test_body_that_is_not_a_json_object_is_a_400(site, manager):
+    response = manager.post("/@alerts", json=["a", "list"])
+    assert response.status_code == 400
+    assert "JSON object" in response.json()["message"]

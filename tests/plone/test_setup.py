@@ -70,3 +70,4 @@ def test_uninstall_leaves_nothing_behind(portal, installer):
     assert [key for key in registry.records.keys() if "eduhub-alerts" in key] == []
     assert "eduhub-alerts" not in configlet_ids(portal)
     assert "collective.eduhub_alerts.outbox" not in IAnnotations(portal)
+    assert not portal.portal_memberdata.hasProperty("eduhub_alerts_muted")

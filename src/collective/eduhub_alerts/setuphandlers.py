@@ -24,6 +24,7 @@ def uninstall(context):
     from .contentrules.action import ELEMENT
 
     _remove_outbox(context)
+    _remove_member_property()
     storage = queryUtility(IRuleStorage)
     for rule in storage.values() if storage is not None else ():
         kept = [action for action in rule.actions if getattr(action, "element", None) != ELEMENT]
@@ -47,3 +48,13 @@ def _remove_outbox(context):
             "uninstalling: %d alert(s) never reached Redis and are discarded", waiting
         )
     IAnnotations(site).pop(ANNOTATION_KEY, None)
+
+
+def _remove_member_property():
+    from plone import api
+
+    from .preferences import MUTED_PROPERTY
+
+    memberdata = api.portal.get_tool("portal_memberdata")
+    if memberdata.hasProperty(MUTED_PROPERTY):
+        memberdata.manage_delProperties([MUTED_PROPERTY])

@@ -14,6 +14,7 @@ import jwt
 from .audience import user_principals
 from .config import get_secret
 from .config import get_settings
+from .preferences import is_muted
 from .settings import browser_topics
 from .settings import websocket_url
 
@@ -25,7 +26,7 @@ SEND_PERMISSION = "collective.eduhub_alerts: Send alerts"
 
 
 def issue_token(user, context) -> dict:
-    """Return ``{"token", "websocket_url", "expires", "topics"}`` for ``user``.
+    """Return ``{"token", "websocket_url", "expires", "topics", "muted"}`` for ``user``.
 
     ``alerts:write`` is added to the scope only when the user holds the
     *Send alerts* permission on ``context``.
@@ -51,4 +52,6 @@ def issue_token(user, context) -> dict:
         "expires": expires.isoformat().replace("+00:00", "Z"),
         # The site's choice of topics for pages (control panel).
         "topics": browser_topics(),
+        # The user's own choice (@alerts-preferences): pages show nothing.
+        "muted": is_muted(user),
     }

@@ -19,7 +19,8 @@
  * Events (an EventTarget):
  * - "alert":  detail {id, alert} — id is the stream position, alert the v1 alert.
  * - "status": detail {status, ...} — status is one of "connecting", "open",
- *   "reconnecting", "closed", "unauthorized" (no token: the user is logged
+ *   "reconnecting", "closed", "muted" (the user switched live alerts off in
+ *   their preferences), "unauthorized" (no token: the user is logged
  *   out or may not receive alerts) or "forbidden" (this page's origin is not
  *   allowed by the sidecar). "open" carries `recovered: false` when alerts
  *   missed while away were no longer all in the history.
@@ -164,6 +165,13 @@ export class AlertsClient extends EventTarget {
       return;
     }
     if (this._stopped) return;
+    if (info.muted) {
+      // The user switched live alerts off (@alerts-preferences); start()
+      // again once they switch them back on.
+      this._stopped = true;
+      this._setStatus("muted");
+      return;
+    }
     if (this._topicsFromServer && Array.isArray(info.topics)) {
       this.topics = [...info.topics];
       this._topicsFromServer = false; // later changes by subscribe() are the page's

@@ -357,3 +357,19 @@ test("a resume from a guessed position does not report lost alerts", async (t) =
   second.socket.send(JSON.stringify({ type: "subscribed", topics: [], recovered: false }));
   assert.equal((await reopened).recovered, undefined);
 });
+
+test("a user who muted live alerts is not connected until started again", async (t) => {
+  const sidecar = await startSidecar();
+  const base = tokens(sidecar);
+  let muted = true;
+  const fetchToken = async () => ({ ...(await base()), muted });
+  const client = new AlertsClient({ fetchToken, WebSocket, backoff: FAST });
+  t.after(() => { client.close(); return sidecar.close(); });
+  const mutedStatus = nextEvent(client, "status", (d) => d.status === "muted");
+  client.start();
+  await mutedStatus;
+  assert.equal(sidecar.connections.length, 0);
+  muted = false;
+  client.start();
+  await sidecar.connected(1);
+});

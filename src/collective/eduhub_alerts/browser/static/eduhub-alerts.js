@@ -26,6 +26,7 @@
     open: "Live alerts on",
     reconnecting: "Reconnecting to live alerts…",
     closed: "Live alerts off",
+    muted: "Live alerts muted",
     unauthorized: "Live alerts unavailable",
     forbidden: "Live alerts not allowed on this address",
   };
@@ -63,9 +64,15 @@
     const stack = element("div", "eduhub-alerts-stack");
     stack.setAttribute("aria-live", "polite");
     stack.setAttribute("aria-relevant", "additions");
-    region.append(stack, status);
+    // The user's own switch, kept in their member data (@alerts-preferences).
+    const toggle = element("button", "eduhub-alerts-toggle btn btn-sm btn-outline-secondary ms-2", "Mute");
+    toggle.type = "button";
+    toggle.setAttribute("aria-pressed", "false");
+    const bar = element("div", "eduhub-alerts-bar");
+    bar.append(status, toggle);
+    region.append(stack, bar);
     document.body.append(region);
-    return { region, stack, status };
+    return { region, stack, status, toggle };
   }
 
   function showToast(stack, alert) {
@@ -114,6 +121,16 @@
     schedule();
   }
 
+  async function setMuted(portalUrl, muted) {
+    const response = await fetch(`${portalUrl}/@alerts-preferences`, {
+      method: "PATCH",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify({ muted }),
+    });
+    if (!response.ok) throw new Error(`@alerts-preferences answered ${response.status}`);
+  }
+
   function showStatus(status, detail) {
     status.dataset.status = detail.status;
     status.textContent = STATUS_TEXT[detail.status] || detail.status;
@@ -129,10 +146,32 @@
       ? SCRIPT_SRC.replace(/[^/]*$/, "")
       : `${portalUrl}/++plone++collective.eduhub_alerts/`;
     const { AlertsClient } = await import(`${base}alerts-client.js`);
-    const { stack, status } = buildRegion();
+    const { stack, status, toggle } = buildRegion();
     const client = new AlertsClient({ tokenUrl: `${portalUrl}/@alerts-token` });
     client.addEventListener("alert", (event) => showToast(stack, event.detail.alert));
-    client.addEventListener("status", (event) => showStatus(status, event.detail));
+    client.addEventListener("status", (event) => {
+      showStatus(status, event.detail);
+      const muted = event.detail.status === "muted";
+      toggle.textContent = muted ? "Unmute" : "Mute";
+      toggle.setAttribute("aria-pressed", String(muted));
+    });
+    toggle.addEventListener("click", async () => {
+      const mute = toggle.getAttribute("aria-pressed") !== "true";
+      toggle.disabled = true;
+      try {
+        await setMuted(portalUrl, mute);
+        if (mute) {
+          client.close();
+          showStatus(status, { status: "muted" });
+          toggle.textContent = "Unmute";
+          toggle.setAttribute("aria-pressed", "true");
+        } else {
+          client.start();
+        }
+      } finally {
+        toggle.disabled = false;
+      }
+    });
     window.eduhubAlerts = client; // for other scripts: subscribe(), close()
     client.start();
   }

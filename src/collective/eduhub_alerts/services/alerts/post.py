@@ -2,6 +2,7 @@
 
 from plone import api
 from plone.restapi.deserializer import json_body
+from plone.restapi.exceptions import DeserializationError
 from plone.protect.interfaces import IDisableCSRFProtection
 from plone.restapi.services import Service
 from zExceptions import BadRequest
@@ -23,7 +24,10 @@ class AlertsPost(Service):
         # A JSON API authenticated by token or basic auth, like plone.restapi's
         # own write services; the outbox write must not be taken for CSRF.
         alsoProvides(self.request, IDisableCSRFProtection)
-        body = json_body(self.request)
+        try:
+            body = json_body(self.request)
+        except DeserializationError:
+            body = None  # not a JSON object: answered below
         if not isinstance(body, dict):
             raise BadRequest("The body must be a JSON object.")
         unknown = sorted(set(body) - FIELDS)
