@@ -25,6 +25,10 @@ LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 
+# A Slack call takes ~100 ms to ~1 s; with retries and Retry-After, seconds.
+SLACK_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+SLACK = "slack"
+
 
 class Metrics:
     """The sidecar's metrics, registered in a private registry."""
@@ -88,6 +92,24 @@ class Metrics:
             "eduhub_background_task_failures_total",
             "Crashes of supervised background tasks (each is restarted).",
             ["task"],
+            registry=r,
+        )
+        self.slack_retries = Counter(
+            "eduhub_slack_retries_total",
+            "Slack API calls retried (after 429, 5xx, connection errors or timeouts).",
+            registry=r,
+        )
+        self.slack_dead_lettered = Counter(
+            "eduhub_slack_dead_lettered_total",
+            "Stream entries moved to the dead-letter stream by Slack delivery, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.slack_request_duration = Histogram(
+            "eduhub_slack_request_duration_seconds",
+            "Duration of one Slack Web API call, retries and their waits included, by method.",
+            ["method"],
+            buckets=SLACK_BUCKETS,
             registry=r,
         )
         # Bound once: the hot path then skips the label lookup per frame.

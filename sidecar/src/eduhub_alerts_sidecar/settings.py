@@ -3,7 +3,7 @@
 Every field's description states its default; ``sidecar/README.md`` lists them
 for operators. Secrets may also come from files (Docker / Kubernetes secrets):
 ``EDUHUB_<NAME>_FILE`` names a file whose content is the value, for every
-secret field (today: ``EDUHUB_ALERTS_SECRET_FILE``); and ``EDUHUB_SECRETS_DIR``
+secret field (``EDUHUB_ALERTS_SECRET_FILE``, ``EDUHUB_SLACK_BOT_TOKEN_FILE``); and ``EDUHUB_SECRETS_DIR``
 names a directory where a file per setting (``eduhub_alerts_secret``) is read.
 
 Precedence, highest first: keyword arguments, ``EDUHUB_*`` variables,
@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 import os
+import socket
 
 
 ENV_PREFIX = "EDUHUB_"
@@ -45,7 +46,7 @@ class SecretFileSource(PydanticBaseSettingsSource):
     """
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        if field.annotation is not SecretStr:
+        if field.annotation not in (SecretStr, SecretStr | None):
             return None, field_name, False
         path = os.environ.get(f"{ENV_PREFIX}{field_name.upper()}_FILE")
         if not path:
@@ -207,6 +208,96 @@ class Settings(BaseSettings):
         "you control). Default false.",
     )
 
+    slack_bot_token: SecretStr | None = Field(
+        None,
+        description="EDUHUB_SLACK_BOT_TOKEN (or a file named by EDUHUB_SLACK_BOT_TOKEN_FILE): the "
+        "Slack bot token (xoxb-...), scopes chat:write and im:write. Without it Slack delivery "
+        "does not run. No default.",
+    )
+    slack_base_url: str = Field(
+        "https://slack.com/api/",
+        description="EDUHUB_SLACK_BASE_URL: the Slack Web API base URL (tests point it at a fake "
+        "Slack server). Default https://slack.com/api/.",
+    )
+    slack_consumer_name: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        min_length=1,
+        description="EDUHUB_SLACK_CONSUMER_NAME: this replica's consumer name in the consumer "
+        "group slack; unique per replica. Default <hostname>-<pid>.",
+    )
+    slack_request_timeout_seconds: float = Field(
+        10.0, gt=0,
+        description="EDUHUB_SLACK_REQUEST_TIMEOUT_SECONDS: timeout of one Slack HTTP request "
+        "(a timeout is retried like a connection error). Default 10.",
+    )
+    slack_max_retries: int = Field(
+        3, ge=0, le=10,
+        description="EDUHUB_SLACK_MAX_RETRIES: retries of one Slack call after 429, 5xx, "
+        "connection errors and timeouts; then the delivery attempt fails. Default 3.",
+    )
+    slack_backoff_base_seconds: float = Field(
+        1.0, ge=0,
+        description="EDUHUB_SLACK_BACKOFF_BASE_SECONDS: exponential back-off base for 5xx and "
+        "connection errors; retry n waits uniform(0, min(max, base * 2**n)). Default 1.",
+    )
+    slack_backoff_max_seconds: float = Field(
+        30.0, ge=0,
+        description="EDUHUB_SLACK_BACKOFF_MAX_SECONDS: cap of one back-off wait. Default 30.",
+    )
+    slack_retry_after_jitter_seconds: float = Field(
+        1.0, ge=0,
+        description="EDUHUB_SLACK_RETRY_AFTER_JITTER_SECONDS: at most this much is added at "
+        "random to Slack's Retry-After before retrying a 429. Default 1.",
+    )
+    slack_max_attempts: int = Field(
+        5, ge=1,
+        description="EDUHUB_SLACK_MAX_ATTEMPTS: deliveries of one stream entry (each with its "
+        "retries) before it moves to the dead-letter stream. Default 5.",
+    )
+    slack_claim_idle_ms: int = Field(
+        60_000, ge=1,
+        description="EDUHUB_SLACK_CLAIM_IDLE_MS: a pending entry idle this long (its consumer "
+        "died, or its delivery failed) is claimed with XAUTOCLAIM and tried again. Default "
+        "60000.",
+    )
+    slack_max_in_flight: int = Field(
+        100, ge=1,
+        description="EDUHUB_SLACK_MAX_IN_FLIGHT: stream entries one replica delivers at once "
+        "(they wait for their channels' pace). Default 100.",
+    )
+    slack_pace_seconds: float = Field(
+        1.0, ge=0,
+        description="EDUHUB_SLACK_PACE_SECONDS: minimum interval between two messages to the "
+        "same Slack channel (Slack allows about one per second); other channels do not wait. "
+        "Default 1.",
+    )
+    slack_start_lookback_seconds: int = Field(
+        300, ge=0,
+        description="EDUHUB_SLACK_START_LOOKBACK_SECONDS: when the consumer group slack is first "
+        "created, it starts this far back in the stream, so alerts published just before the "
+        "first start are posted but older history is not. Default 300.",
+    )
+    slack_idempotency_ttl_seconds: int = Field(
+        7 * 24 * 3600, ge=1,
+        description="EDUHUB_SLACK_IDEMPOTENCY_TTL_SECONDS: how long the record that an alert "
+        "was posted to a route is kept (no second post within it). Default 604800 (7 days).",
+    )
+    slack_threads: bool = Field(
+        True,
+        description="EDUHUB_SLACK_THREADS: alerts about the same object (source.uid) go into "
+        "one thread per channel, and the parent shows the latest state. Default true.",
+    )
+    slack_thread_ttl_seconds: int = Field(
+        30 * 24 * 3600, ge=1,
+        description="EDUHUB_SLACK_THREAD_TTL_SECONDS: how long a thread stays open for new "
+        "alerts about its object after the last one. Default 2592000 (30 days).",
+    )
+    slack_dead_letter_key: str = Field(
+        "",
+        description="EDUHUB_SLACK_DEAD_LETTER_KEY: the dead-letter stream. Default: the alert "
+        "stream's key + ':dead' (eduhub:alerts:dead).",
+    )
+
     @field_validator("alerts_secret")
     @classmethod
     def _secret_long_enough(cls, value: SecretStr) -> SecretStr:
@@ -267,6 +358,11 @@ class Settings(BaseSettings):
             # Only when asked for: pydantic-settings warns about a missing directory.
             sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
         return tuple(sources)
+
+    @property
+    def dead_letter_key(self) -> str:
+        """The dead-letter stream of Slack delivery (``eduhub:alerts:dead`` by default)."""
+        return self.slack_dead_letter_key or f"{self.stream_key}:dead"
 
     @property
     def redis_socket_timeout(self) -> float:
