@@ -27,7 +27,7 @@ def sites_with_backlog(db) -> list[tuple]:
         return [
             site.getPhysicalPath()
             for site in app.objectValues()
-            if ISiteRoot.providedBy(site) and len(Outbox(site, create=False))
+            if ISiteRoot.providedBy(site) and Outbox(site, create=False).has_pending()
         ]
     finally:
         connection.close()

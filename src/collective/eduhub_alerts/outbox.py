@@ -33,11 +33,18 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._entries) - 1 if self._entries is not None else 0
 
+    def has_pending(self) -> bool:
+        """Whether anything waits; unlike len(), no walk over the tree."""
+        if self._entries is None:
+            return False
+        return next(iter(self._entries.keys(min=_KEEP, excludemin=True)), None) is not None
+
     def add(self, alert: dict, limit: int) -> bool:
         """Store ``alert``; False when the outbox already holds ``limit``
         entries (Redis has been unreachable for long): the caller logs it,
         and the editor's change still commits."""
-        if len(self) >= limit:
+        # Counting walks the tree, so only when there is a backlog at all.
+        if self.has_pending() and len(self) >= limit:
             return False
         # A JSON string, not nested persistent objects: one small record,
         # immutable once written.

@@ -60,12 +60,13 @@ def redis_client() -> redis.Redis:
 def queue_alert(alert: dict, site) -> None:
     """Publish ``alert`` of ``site`` once the current transaction commits."""
     outbox = Outbox(site)
-    backlog = len(outbox)
-    if not outbox.add(alert, get_settings().outbox_max_size):
+    backlog = outbox.has_pending()
+    limit = get_settings().outbox_max_size
+    if not outbox.add(alert, limit):
         logger.error(
             "alert %s (%s) dropped: the outbox holds %d undelivered alerts "
             "(EDUHUB_OUTBOX_MAX_SIZE); is Redis reachable?",
-            alert["id"], alert["topic"], backlog,
+            alert["id"], alert["topic"], limit,
         )
         return
     # The transaction the site's connection takes part in (in a request,
