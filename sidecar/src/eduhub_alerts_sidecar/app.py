@@ -25,6 +25,9 @@ from .publisher import AlertPublisher
 from .rate_limit import KeyedRateLimiter, Rate
 from .services import StreamReader, supervise
 from .settings import Settings
+from .slack_client import SlackClient
+from .slack_delivery import SlackDelivery
+from .slack_endpoints import router as slack_router
 from .websocket_hub import Hub, HubLimits
 
 import asyncio
@@ -40,6 +43,7 @@ REDIS_CONNECT_TIMEOUT_SECONDS = 2.0
 REDIS_RETRIES = 2
 STARTUP_REDIS_TIMEOUT_SECONDS = 3.0
 READER_TASK = "stream_reader"
+SLACK_TASK = "slack_delivery"
 
 
 def create_redis(settings: Settings) -> Redis:
@@ -89,9 +93,30 @@ async def lifespan(app: FastAPI):
         ),
         name=READER_TASK,
     )
+    state.slack_delivery = state.slack_task = None
+    if settings.slack_bot_token is not None:
+        state.slack_delivery = SlackDelivery(
+            state.redis, SlackClient.from_settings(settings, state.metrics), state.metrics,
+            settings,
+        )
+        state.slack_task = asyncio.create_task(
+            supervise(
+                SLACK_TASK,
+                state.slack_delivery.run,
+                metrics=state.metrics,
+                max_delay=settings.task_restart_max_delay_seconds,
+            ),
+            name=SLACK_TASK,
+        )
+    else:
+        log.info("EDUHUB_SLACK_BOT_TOKEN is not set: Slack delivery is off")
     try:
         yield
     finally:
+        if state.slack_task is not None:
+            state.slack_task.cancel()
+            await asyncio.wait([state.slack_task], timeout=settings.redis_socket_timeout)
+            await state.slack_delivery.client.aclose()
         state.reader_task.cancel()
         # The reader notices a cancellation within one XREAD block at worst
         # (see services.raise_if_cancel_requested); never hang shutdown on it.
@@ -135,5 +160,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(alerts_router)
     app.include_router(status_page_router)
+    app.include_router(slack_router)
     app.add_exception_handler(Unauthorized, unauthorized_handler)
     return app

@@ -1,4 +1,5 @@
-"""The ``eduhub-alerts-sidecar`` console script: run the app with uvicorn."""
+"""The ``eduhub-alerts-sidecar`` console script: run the app with uvicorn, or
+list and re-drive Slack dead letters (``eduhub-alerts-sidecar dead-letters``)."""
 
 from fastapi import FastAPI
 from pydantic import ValidationError
@@ -6,6 +7,8 @@ from pydantic import ValidationError
 from .settings import Settings
 
 import argparse
+import asyncio
+import json
 import logging
 import re
 import sys
@@ -50,7 +53,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", help="interface to bind (EDUHUB_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (EDUHUB_PORT, default 8090)")
+    commands = parser.add_subparsers(dest="command", metavar="{dead-letters}")
+    dead = commands.add_parser(
+        "dead-letters", help="list or re-drive alerts Slack delivery gave up on")
+    dead.add_argument("action", choices=["list", "redrive"])
+    dead.add_argument("ids", nargs="*", metavar="ID",
+                      help="dead-letter ids to re-drive (default: all, oldest first)")
+    dead.add_argument("--count", type=int, default=100,
+                      help="list or re-drive at most this many (default 100)")
     return parser.parse_args(argv)
+
+
+async def dead_letters_command(settings: Settings, action: str, ids: list[str],
+                               count: int = 100, out=None) -> int:
+    """``dead-letters list|redrive``: one JSON object per line on ``out``; the exit status.
+
+    Re-driving posts from this process (with its own per-channel pacing) and
+    deletes each dead letter whose routes all succeeded; the status is 1 when
+    one is left.
+    """
+    from .app import create_redis
+    from .monitoring import Metrics
+    from .slack_client import SlackClient
+    from .slack_delivery import SlackDelivery
+
+    out = out if out is not None else sys.stdout
+    if action == "redrive" and settings.slack_bot_token is None:
+        print("eduhub-alerts-sidecar: EDUHUB_SLACK_BOT_TOKEN is not set", file=sys.stderr)
+        return 2
+    redis = create_redis(settings)
+    client = SlackClient.from_settings(settings) if settings.slack_bot_token else None
+    delivery = SlackDelivery(redis, client, Metrics(), settings)  # type: ignore[arg-type]
+    status = 0
+    try:
+        letters = await delivery.dead_letters(count)
+        if action == "list":
+            for letter in letters:
+                print(json.dumps(letter), file=out)
+            return 0
+        for dead_id in ids or [letter["id"] for letter in letters]:
+            outcomes = await delivery.redrive(dead_id)
+            done = outcomes is not None and all(o.status in ("sent", "skipped") for o in outcomes)
+            status = status or (0 if done else 1)
+            print(json.dumps({"id": dead_id, "redriven": done, "routes": None if outcomes is None
+                              else [o.as_dict() for o in outcomes]}), file=out)
+        return status
+    finally:
+        if client is not None:
+            await client.aclose()
+        await redis.aclose()
 
 
 def uvicorn_config(settings: Settings, app: FastAPI | str = APP_FACTORY) -> uvicorn.Config:
@@ -107,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
             f"variable EDUHUB_X):\n{exc}"
         )
     configure_logging(settings.log_level)
+    if args.command == "dead-letters":
+        sys.exit(asyncio.run(dead_letters_command(settings, args.action, args.ids, args.count)))
     # The app itself reads the environment again in the factory; host and
     # port matter only to uvicorn, which gets them here.
     uvicorn.Server(uvicorn_config(settings)).run()
