@@ -182,11 +182,6 @@ class SlackDelivery:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def wait_idle(self) -> None:
-        """Wait until no delivery is in flight (tests, shutdown)."""
-        while self._in_flight:
-            await asyncio.gather(*list(self._in_flight.values()), return_exceptions=True)
-
     async def read_new(self) -> int:
         """One ``XREADGROUP >`` (blocking up to ``EDUHUB_READER_BLOCK_MS``); starts a
         delivery per entry; returns how many entries it read."""
@@ -219,16 +214,36 @@ class SlackDelivery:
             if deleted and deleted[0]:
                 log.warning("%d pending Slack entries were trimmed from %s before delivery",
                             len(deleted[0]), self.stream_key)
+            next_start = next_start.decode() if isinstance(next_start, bytes) else next_start
+            vanished = False
             for entry_id, fields in claimed:
+                if entry_id is None or fields is None:
+                    vanished = True  # Redis 6.2's answer for an entry trimmed meanwhile
+                    continue
                 entry_id = entry_id.decode()
-                if entry_id in self._in_flight or fields is None:
+                if entry_id in self._in_flight:
                     continue  # still being delivered here: the claim only reset its idle time
                 claimed_count += 1
                 await self._start(entry_id, fields, attempts=await self._times_delivered(entry_id))
-            next_start = next_start.decode() if isinstance(next_start, bytes) else next_start
+            if vanished:
+                await self._ack_vanished(start, next_start)
             if next_start == "0-0":
                 return claimed_count
             start = next_start
+
+    async def _ack_vanished(self, start: str, end: str) -> None:
+        # Redis 7 drops trimmed entries from the pending list in XAUTOCLAIM;
+        # Redis 6.2 keeps them (and answers nil without the id): find ours
+        # that no longer exist and acknowledge them, or they stay forever.
+        pending = await self.redis.xpending_range(
+            self.stream_key, GROUP, min=start, max="+" if end == "0-0" else end,
+            count=self.settings.reader_batch_size, consumername=self.consumer)
+        for item in pending:
+            entry_id = item["message_id"]
+            if not await self.redis.xrange(self.stream_key, min=entry_id, max=entry_id):
+                log.warning("pending Slack entry %s was trimmed from %s before delivery",
+                            entry_id.decode(), self.stream_key)
+                await self.redis.xack(self.stream_key, GROUP, entry_id)
 
     async def _times_delivered(self, entry_id: str) -> int:
         pending = await self.redis.xpending_range(self.stream_key, GROUP, min=entry_id,
@@ -243,9 +258,14 @@ class SlackDelivery:
                                    name=f"slack:{entry_id}")
         self._in_flight[entry_id] = task
 
-        def done(_task: asyncio.Task) -> None:
+        def done(finished: asyncio.Task) -> None:
             self._in_flight.pop(entry_id, None)
             self._slots.release()
+            if not finished.cancelled() and finished.exception() is not None:
+                # Redis went away mid-delivery, say: the entry stays pending
+                # and is claimed again; the reader loop notices Redis itself.
+                log.error("Slack delivery of %s crashed; it stays pending", entry_id,
+                          exc_info=finished.exception())
 
         task.add_done_callback(done)
 
