@@ -43,14 +43,16 @@ class Metrics:
         )
         self.sent = Counter(
             "eduhub_alerts_sent_total",
-            "Alerts written to a client, one per recipient.",
+            "Alerts written to a client, one per recipient (slack: one per posted route).",
             ["channel"],
             registry=r,
         )
         self.failed = Counter(
             "eduhub_alerts_failed_total",
             "Alerts not delivered, by channel and reason "
-            "(invalid = stream entry rejected, slow_consumer = connection cut off).",
+            "(invalid = stream entry rejected, slow_consumer = connection cut off; for "
+            "slack, one per failed route attempt: Slack's error code, http_<status>, "
+            "ratelimited, connection, timeout, in_flight).",
             ["channel", "reason"],
             registry=r,
         )
