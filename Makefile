@@ -50,6 +50,10 @@ bench-plone: install  ## Measure what alerts add to a content save (prints figur
 bench-sidecar: install  ## Memory per WebSocket and broadcast latency, 1,000 clients (prints figures)
 	$(BIN)/python -m tests.benchmarks.bench_sidecar_ws $(BENCH_ARGS)
 
+.PHONY: bench-slack
+bench-slack: install  ## Slack send_alert round trip against a local Slack stand-in (prints figures)
+	$(BIN)/python -m tests.benchmarks.bench_slack_roundtrip $(BENCH_ARGS)
+
 .PHONY: docs
 docs: install  ## Build the documentation (strict) into site/
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
