@@ -39,7 +39,7 @@ def test_rule_action_sends_an_interpolated_alert(site, manager, rule_id, committ
         title="${title} is now ${review_state_title}",
         message="Changed by ${user_fullname}: ${url}",
         severity="warning",
-        slack=["C0RULES", "@U0HEAD"],
+        slack=["C0RULES", "@U0HEAD", "webhook:staffroom"],
     )
     assert response.status_code in (200, 201), response.text
     assert manager.post(f"/@content-rules/{rule_id}").status_code in (200, 204)
@@ -54,7 +54,8 @@ def test_rule_action_sends_an_interpolated_alert(site, manager, rule_id, committ
     assert alert["message"].startswith("Changed by ")
     assert alert["message"].endswith(doc.absolute_url())
     assert alert["severity"] == "warning"
-    assert alert["routes"]["slack"] == [{"channel": "C0RULES"}, {"user": "U0HEAD"}]
+    assert alert["routes"]["slack"] == [
+        {"channel": "C0RULES"}, {"user": "U0HEAD"}, {"webhook": "staffroom"}]
     assert "Anonymous" in alert["audience"]
 
 
@@ -63,6 +64,33 @@ def test_volto_gets_the_action_form_schema(site, manager, rule_id):
     [addable] = [a for a in rule["addable_actions"] if a["addview"] == ELEMENT]
     assert addable["title"] == "Send real-time alert"
     assert set(addable["@schema"]["properties"]) == {"topic", "title", "message", "severity", "slack"}
+    assert "webhook:staffroom" in addable["@schema"]["properties"]["slack"]["description"]
+
+
+@pytest.mark.parametrize("target", ["webhook:Staff Room", "webhook:"])
+def test_classic_ui_rejects_malformed_webhook_targets(site, rule_id, request_factory, target):
+    browser = request_factory(basic_auth=(SITE_OWNER_NAME, SITE_OWNER_PASSWORD), api=False)
+    page = browser.get(f"/++rule++{rule_id}/+action/{ELEMENT}")
+    token = __import__("re").search(r'name="_authenticator"[^>]*value="([^"]+)"', page.text)
+    rejected = browser.post(
+        f"/++rule++{rule_id}/+action/{ELEMENT}",
+        data={
+            "_authenticator": token.group(1),
+            "form.widgets.topic": "rule.x",
+            "form.widgets.title": "${title}",
+            "form.widgets.severity:list": "info",
+            "form.widgets.slack": target,
+            "form.buttons.save": "Save",
+        },
+    )
+    assert "such as webhook:staffroom" in __import__("html").unescape(rejected.text)
+
+
+def test_webhook_targets_become_webhook_routes():
+    from collective.eduhub_alerts.contentrules.action import slack_routes
+
+    assert slack_routes(["webhook:staffroom", "C0RULES"]) == [
+        {"webhook": "staffroom"}, {"channel": "C0RULES"}]
 
 
 def test_rule_action_is_listed_and_summarised(site, manager, rule_id):
@@ -91,7 +119,7 @@ def test_classic_ui_add_form_validates(site, rule_id, request_factory):
         },
     )
     assert "Dotted lower-case words, e.g. rule.exam_published." in rejected.text
-    assert "is no Slack channel or user id" in __import__("html").unescape(rejected.text)
+    assert "is no Slack channel, user or webhook" in __import__("html").unescape(rejected.text)
 
 
 def test_uninstall_removes_the_action_from_rules(site, manager, rule_id):

@@ -64,7 +64,9 @@ def test_volto_saves_settings(site, manager):
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("slack_routes", ["workflow.* = #general"], "is no Slack channel or user id"),
+        ("slack_routes", ["workflow.* = #general"], "is no Slack channel, user or webhook"),
+        ("slack_routes", ["workflow.* = webhook:Staff Room"], "such as webhook:staffroom"),
+        ("slack_routes", ["workflow.* = webhook:"], "is no Slack channel, user or webhook"),
         ("slack_routes", ["workflow.*"], 'topic pattern = value'),
         ("severities", ["Workflow = warning"], "is no topic pattern"),
         ("severities", ["workflow.* = urgent"], "is no severity"),
@@ -101,7 +103,7 @@ def test_classic_form_saves_and_validates(site, classic):
         "form.buttons.save": "Save",
     }
     rejected = html.unescape(classic.post("/@@eduhub-alerts-controlpanel", data=form).text)
-    assert '"#general" is no Slack channel or user id' in rejected
+    assert '"#general" is no Slack channel, user or webhook' in rejected
     page = classic.get("/@@eduhub-alerts-controlpanel").text
     assert "#general" not in page  # nothing was saved
 
@@ -130,6 +132,35 @@ def test_slack_routes_and_severities_apply_to_alerts(
     [(_, alert)] = stream_alerts()
     assert alert["severity"] == "critical"
     assert alert["routes"]["slack"] == [{"channel": "C0123ABCD"}, {"user": "U0456EFGH"}]
+
+
+def test_webhook_targets_become_webhook_routes(site, committed, set_record, stream_alerts):
+    set_record("slack_routes", ["workflow.* = C0123ABCD, webhook:staffroom",
+                                "workflow.publish = webhook:head-office_2"])
+    set_record("alert_events", {"workflow"})
+    doc = committed(lambda: api.content.create(container=site, type="Document", id="x"))
+    committed(lambda: api.content.transition(doc, transition="publish"))
+    [(_, alert)] = stream_alerts()
+    assert alert["routes"]["slack"] == [
+        {"channel": "C0123ABCD"}, {"webhook": "staffroom"}, {"webhook": "head-office_2"}]
+
+
+def test_volto_saves_webhook_routes_and_help_mentions_them(site, manager):
+    response = manager.patch("/@controlpanels/eduhub-alerts",
+                             json={"slack_routes": ["workflow.* = C0123ABCD, webhook:staffroom"]})
+    assert response.status_code == 204, response.text
+    assert record("slack_routes") == ["workflow.* = C0123ABCD, webhook:staffroom"]
+    schema = manager.get("/@controlpanels/eduhub-alerts").json()["schema"]
+    assert "webhook:staffroom" in schema["properties"]["slack_routes"]["description"]
+
+
+@pytest.mark.parametrize("target", ["webhook:" + "x" * 41, "webhook:https://hooks.slack.com/x",
+                                    "webhooks:staffroom", "WEBHOOK:staffroom"])
+def test_malformed_webhook_targets_are_rejected(target):
+    from collective.eduhub_alerts.interfaces import InvalidSetting, parse_slack_route
+
+    with pytest.raises(InvalidSetting):
+        parse_slack_route(f"workflow.* = {target}")
 
 
 def test_websocket_url_from_the_control_panel_wins(site, set_record, request_factory):

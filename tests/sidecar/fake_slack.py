@@ -2,7 +2,10 @@
 
 It listens on a free port of 127.0.0.1 (aiohttp.web, in the test's event
 loop) and answers ``chat.postMessage``, ``chat.update`` and
-``conversations.open`` like Slack does. Tests script the next answers of a
+``conversations.open`` like Slack does, and incoming webhooks at
+``POST /hooks/<id>`` (``webhook_url(id)``; scripts and records under the
+method name ``hooks/<id>``; success is HTTP 200 ``ok`` in plain text, errors
+are a status with a plain-text code such as 404 ``no_service``). Tests script the next answers of a
 method (429 with Retry-After, 500, ``ok: false`` errors, slow answers,
 dropped connections); without a script every call succeeds. Every request is
 recorded with the time it arrived, so tests assert on what Slack saw and
@@ -44,6 +47,11 @@ class Reply:
                    headers={"Retry-After": str(retry_after)})
 
     @classmethod
+    def webhook_error(cls, status: int, error: str) -> "Reply":
+        """An incoming webhook's refusal: an HTTP status and a plain-text code."""
+        return cls(status=status, body=error)
+
+    @classmethod
     def server_error(cls, status: int = 500) -> "Reply":
         return cls(status=status, body="upstream trouble")
 
@@ -69,6 +77,7 @@ class FakeSlack:
         self.requests: list[Request] = []
         self.scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self.base_url = ""
+        self.root_url = ""
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
 
@@ -83,16 +92,25 @@ class FakeSlack:
     def posts(self, channel: str | None = None) -> list[Request]:
         return self.calls("chat.postMessage", channel)
 
+    def webhook_url(self, hook: str) -> str:
+        """The URL of the incoming webhook ``hook`` (any id is accepted)."""
+        return f"{self.root_url}/hooks/{hook}"
+
+    def webhook_posts(self, hook: str) -> list[Request]:
+        return self.calls(f"hooks/{hook}")
+
     async def start(self) -> "FakeSlack":
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
+        app.router.add_post("/hooks/{hook:.+}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         await web.SockSite(self._runner, sock).start()
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/api/"
+        self.root_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.base_url = f"{self.root_url}/api/"
         return self
 
     async def stop(self) -> None:
@@ -100,7 +118,7 @@ class FakeSlack:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        method = request.match_info["method"]
+        method = request.match_info.get("method") or f"hooks/{request.match_info['hook']}"
         if request.content_type == "application/json":
             params = await request.json()
         else:
@@ -122,7 +140,9 @@ class FakeSlack:
         return web.Response(status=reply.status, text=json.dumps(body),
                             content_type="application/json", headers=reply.headers)
 
-    def _success(self, method: str, params: dict) -> dict:
+    def _success(self, method: str, params: dict) -> dict | str:
+        if method.startswith("hooks/"):
+            return "ok"
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(params.get("users", ""))}}
         if method == "chat.update":

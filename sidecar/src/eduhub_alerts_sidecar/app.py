@@ -94,7 +94,7 @@ async def lifespan(app: FastAPI):
         name=READER_TASK,
     )
     state.slack_delivery = state.slack_task = None
-    if settings.slack_bot_token is not None:
+    if settings.slack_enabled:
         state.slack_delivery = SlackDelivery(
             state.redis, SlackClient.from_settings(settings, state.metrics), state.metrics,
             settings,

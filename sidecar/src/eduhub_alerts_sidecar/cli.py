@@ -78,11 +78,12 @@ async def dead_letters_command(settings: Settings, action: str, ids: list[str],
     from .slack_delivery import SlackDelivery
 
     out = out if out is not None else sys.stdout
-    if action == "redrive" and settings.slack_bot_token is None:
-        print("eduhub-alerts-sidecar: EDUHUB_SLACK_BOT_TOKEN is not set", file=sys.stderr)
+    if action == "redrive" and not settings.slack_enabled:
+        print("eduhub-alerts-sidecar: EDUHUB_SLACK_BOT_TOKEN is not set (nor any "
+              "EDUHUB_SLACK_WEBHOOK_<NAME>)", file=sys.stderr)
         return 2
     redis = create_redis(settings)
-    client = SlackClient.from_settings(settings) if settings.slack_bot_token else None
+    client = SlackClient.from_settings(settings) if settings.slack_enabled else None
     delivery = SlackDelivery(redis, client, Metrics(), settings)  # type: ignore[arg-type]
     status = 0
     try:

@@ -6,6 +6,10 @@ for operators. Secrets may also come from files (Docker / Kubernetes secrets):
 secret field (``EDUHUB_ALERTS_SECRET_FILE``, ``EDUHUB_SLACK_BOT_TOKEN_FILE``); and ``EDUHUB_SECRETS_DIR``
 names a directory where a file per setting (``eduhub_alerts_secret``) is read.
 
+Slack incoming webhooks are secrets too, one variable per webhook name:
+``EDUHUB_SLACK_WEBHOOK_<NAME>`` (the route's name upper-cased, ``-`` as
+``_``) or ``EDUHUB_SLACK_WEBHOOK_<NAME>_FILE``; see ``SlackWebhookSource``.
+
 Precedence, highest first: keyword arguments, ``EDUHUB_*`` variables,
 ``EDUHUB_*_FILE`` files, the secrets directory, defaults.
 """
@@ -24,6 +28,7 @@ from pydantic_settings import (
 )
 
 import os
+import re
 import socket
 
 
@@ -62,6 +67,47 @@ class SecretFileSource(PydanticBaseSettingsSource):
             if value is not None:
                 values[key] = value
         return values
+
+
+WEBHOOK_ENV_PREFIX = f"{ENV_PREFIX}SLACK_WEBHOOK_"
+WEBHOOK_NAME = re.compile(r"^[a-z0-9_-]{1,40}$")  # as routes.slack[].webhook in the schema
+WEBHOOK_URL = re.compile(r"^https?://[^\s]+$")
+
+
+def webhook_key(name: str) -> str:
+    """A webhook name as its variable spells it: ``staff-room`` -> ``STAFF_ROOM``."""
+    return name.upper().replace("-", "_")
+
+
+def webhook_variable(name: str) -> str:
+    """The variable holding the URL of the webhook ``name``."""
+    return WEBHOOK_ENV_PREFIX + webhook_key(name)
+
+
+class SlackWebhookSource(PydanticBaseSettingsSource):
+    """Collects ``EDUHUB_SLACK_WEBHOOK_<NAME>`` (and ``..._FILE``) into ``slack_webhooks``.
+
+    One variable per webhook keeps each URL (a secret: whoever has it can
+    post) in its own Docker / Kubernetes secret. A variable ending in
+    ``_FILE`` names a file holding the URL; the direct variable wins.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything happens in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        from_files, direct = {}, {}
+        for variable, value in os.environ.items():
+            if not variable.startswith(WEBHOOK_ENV_PREFIX) or not value:
+                continue
+            key = variable[len(WEBHOOK_ENV_PREFIX):]
+            if key.endswith("_FILE"):
+                from_files[key[:-len("_FILE")]] = (
+                    Path(value).read_text(encoding="utf-8").strip())
+            else:
+                direct[key] = value.strip()
+        webhooks = {**from_files, **direct}
+        return {"slack_webhooks": webhooks} if webhooks else {}
 
 
 class Settings(BaseSettings):
@@ -211,8 +257,17 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(
         None,
         description="EDUHUB_SLACK_BOT_TOKEN (or a file named by EDUHUB_SLACK_BOT_TOKEN_FILE): the "
-        "Slack bot token (xoxb-...), scopes chat:write and im:write. Without it Slack delivery "
-        "does not run. No default.",
+        "Slack bot token (xoxb-...), scopes chat:write and im:write. Without it (and without "
+        "webhooks) Slack delivery does not run. No default.",
+    )
+    slack_webhooks: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="EDUHUB_SLACK_WEBHOOK_<NAME> (or a file named by "
+        "EDUHUB_SLACK_WEBHOOK_<NAME>_FILE): the URL of the Slack incoming webhook a route "
+        "{\"webhook\": \"<name>\"} posts to; NAME is the route's name upper-cased with '-' "
+        "as '_' (webhook:staff-room -> EDUHUB_SLACK_WEBHOOK_STAFF_ROOM). One variable per "
+        "webhook; each URL is a secret. (EDUHUB_SLACK_WEBHOOKS, a JSON object of name -> URL, "
+        "is merged in too, but puts every URL in one variable.) Default none.",
     )
     slack_base_url: str = Field(
         "https://slack.com/api/",
@@ -308,6 +363,22 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("slack_webhooks")
+    @classmethod
+    def _valid_webhooks(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        # Keys as the variables spell them; messages name the variable, never the URL.
+        webhooks = {}
+        for name, url in value.items():
+            if not WEBHOOK_NAME.match(name.lower()):
+                raise ValueError(
+                    f"{webhook_variable(name)}: a webhook name is 1 to 40 of a-z, 0-9, _ and -")
+            if not WEBHOOK_URL.match(url.get_secret_value()):
+                raise ValueError(
+                    f"{webhook_variable(name)} must be an http(s) URL (Slack's incoming "
+                    "webhook URL)")
+            webhooks[webhook_key(name)] = url
+        return webhooks
+
     @field_validator("ws_allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
@@ -352,12 +423,26 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources = [init_settings, env_settings, SecretFileSource(settings_cls), dotenv_settings]
+        sources = [init_settings, env_settings, SecretFileSource(settings_cls),
+                   SlackWebhookSource(settings_cls), dotenv_settings]
         secrets_dir = os.environ.get(f"{ENV_PREFIX}SECRETS_DIR")
         if secrets_dir:
             # Only when asked for: pydantic-settings warns about a missing directory.
             sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
         return tuple(sources)
+
+    def slack_webhook_url(self, name: str) -> str | None:
+        """The URL of the incoming webhook ``name`` (a route's ``webhook``), or None.
+
+        The URL is a secret: hand it to the HTTP client only, never log it.
+        """
+        url = self.slack_webhooks.get(webhook_key(name))
+        return url.get_secret_value() if url is not None else None
+
+    @property
+    def slack_enabled(self) -> bool:
+        """Whether Slack delivery runs: a bot token or at least one webhook is configured."""
+        return self.slack_bot_token is not None or bool(self.slack_webhooks)
 
     @property
     def dead_letter_key(self) -> str:

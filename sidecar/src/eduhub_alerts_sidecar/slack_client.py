@@ -17,6 +17,15 @@ Errors that another try cannot fix (``channel_not_found``, ``invalid_auth``...)
 are never retried: they raise ``SlackPermanentError`` with Slack's reason.
 The bot token is only ever handed to slack_sdk (which redacts it in its own
 debug logs); nothing here logs it or puts it in an exception message.
+
+Webhook routes (``{"webhook": "<name>"}``) post the same message through
+slack_sdk's ``AsyncWebhookClient`` to the incoming webhook URL configured as
+``EDUHUB_SLACK_WEBHOOK_<NAME>``, with the same retry handlers. An incoming
+webhook posts to the one channel it was created for and answers no message
+``ts``: threads and ``chat.update`` do not apply to webhook routes. Its URL
+is a secret (whoever has it can post): errors and logs name the webhook,
+never the URL, and slack_sdk's webhook logger (which would log the URL at
+debug level) is kept at WARNING.
 """
 
 from collections.abc import Callable, Mapping
@@ -36,6 +45,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from .monitoring import Metrics
 from .slack_messages import SlackMessage, build_message
@@ -44,6 +54,7 @@ import aiohttp
 import asyncio
 import logging
 import random
+import re
 import time
 
 
@@ -81,6 +92,30 @@ PERMANENT_ERRORS = frozenset({
     "user_not_found",
     "users_not_found",
 })
+
+
+# What an incoming webhook answers (HTTP status, plain-text body) when no
+# retry can help: the webhook was removed, its channel archived or gone, the
+# payload refused. Any other 4xx is permanent too; 429 and 5xx are retried.
+PERMANENT_WEBHOOK_ERRORS = frozenset({
+    "action_prohibited",
+    "channel_is_archived",
+    "channel_not_found",
+    "invalid_payload",
+    "invalid_token",
+    "no_active_hooks",
+    "no_service",
+    "no_service_id",
+    "no_team",
+    "posting_to_general_channel_denied",
+    "team_disabled",
+    "too_many_attachments",
+    "user_not_found",
+})
+
+# slack_sdk's webhook client logs the URL (a secret) at debug level.
+webhook_sdk_log = logging.getLogger(f"{__name__}.webhook_sdk")
+webhook_sdk_log.setLevel(logging.WARNING)
 
 
 class SlackAPIError(Exception):
@@ -217,12 +252,19 @@ def retry_handlers(*, max_retries: int, backoff: RetryIntervalCalculator,
 
 
 def route_key(route: Mapping[str, str]) -> str:
-    """``channel:C123`` or ``user:U123``: a route's stable name (Redis keys, logs)."""
+    """``channel:C123``, ``user:U123`` or ``webhook:<name>``: a route's stable name.
+
+    Used in Redis keys (idempotency records), pacing and logs; a webhook
+    route's name is never its URL.
+    """
     if route.get("channel"):
         return f"channel:{route['channel']}"
     if route.get("user"):
         return f"user:{route['user']}"
-    raise SlackPermanentError("invalid_route", "a Slack route names a channel or a user")
+    if route.get("webhook"):
+        return f"webhook:{route['webhook']}"
+    raise SlackPermanentError("invalid_route",
+                              "a Slack route names a channel, a user or a webhook")
 
 
 @dataclass(frozen=True)
@@ -242,10 +284,14 @@ class SlackClient:
     retries raises ``SlackAPIError``.
     """
 
-    def __init__(self, token: str, *, base_url: str = DEFAULT_BASE_URL, timeout: float = 10.0,
-                 max_retries: int = 3, backoff: RetryIntervalCalculator | None = None,
-                 retry_after_jitter: float = 1.0, metrics: Metrics | None = None):
+    def __init__(self, token: str | None, *, base_url: str = DEFAULT_BASE_URL,
+                 timeout: float = 10.0, max_retries: int = 3,
+                 backoff: RetryIntervalCalculator | None = None,
+                 retry_after_jitter: float = 1.0, metrics: Metrics | None = None,
+                 webhook_url: Callable[[str], str | None] | None = None):
         self._token = token
+        # name -> URL (``Settings.slack_webhook_url``); None: no webhooks.
+        self._webhook_url = webhook_url
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.timeout = timeout
         self.metrics = metrics
@@ -258,15 +304,17 @@ class SlackClient:
         self._session: ClientSession | None = None
         self._web: AsyncWebClient | None = None
         self._dm_channels: dict[str, str] = {}
+        self._webhooks: dict[str, AsyncWebhookClient] = {}
 
     def __repr__(self) -> str:
         return f"SlackClient(base_url={self.base_url!r})"  # never the token
 
     @classmethod
     def from_settings(cls, settings, metrics: Metrics | None = None) -> "SlackClient":
-        """The client configured by ``EDUHUB_SLACK_*`` settings (a token is required)."""
+        """The client configured by ``EDUHUB_SLACK_*`` settings (token and/or webhooks)."""
+        token = settings.slack_bot_token
         return cls(
-            settings.slack_bot_token.get_secret_value(),
+            token.get_secret_value() if token is not None else None,
             base_url=settings.slack_base_url,
             timeout=settings.slack_request_timeout_seconds,
             max_retries=settings.slack_max_retries,
@@ -274,6 +322,7 @@ class SlackClient:
                                       settings.slack_backoff_max_seconds),
             retry_after_jitter=settings.slack_retry_after_jitter_seconds,
             metrics=metrics,
+            webhook_url=settings.slack_webhook_url,
         )
 
     def _count_retry(self, reason: str) -> None:
@@ -282,23 +331,50 @@ class SlackClient:
             self.metrics.slack_retries.inc()
 
     @property
-    def web(self) -> AsyncWebClient:
-        """The slack_sdk client, with one connection pool kept for the client's life."""
-        if self._web is None:
-            # One session for all calls: a new TLS connection per message
-            # would cost more than the message.
+    def session(self) -> ClientSession:
+        """One connection pool for all calls, Web API and webhooks, kept for the client's life."""
+        if self._session is None:
+            # A new TLS connection per message would cost more than the message.
             self._session = ClientSession(timeout=ClientTimeout(total=self.timeout))
+        return self._session
+
+    @property
+    def web(self) -> AsyncWebClient:
+        """The slack_sdk client of the Web API (bot token)."""
+        if self._token is None:
+            raise SlackPermanentError("bot_token_not_configured",
+                                      "EDUHUB_SLACK_BOT_TOKEN is not set")
+        if self._web is None:
             self._web = AsyncWebClient(
                 token=self._token, base_url=self.base_url, timeout=self.timeout,  # type: ignore[arg-type]
-                session=self._session, retry_handlers=self.handlers,
+                session=self.session, retry_handlers=self.handlers,
             )
         return self._web
+
+    def webhook(self, name: str) -> AsyncWebhookClient:
+        """The slack_sdk client of the incoming webhook ``name``.
+
+        Raises ``SlackPermanentError("webhook_not_configured")`` when no
+        ``EDUHUB_SLACK_WEBHOOK_<NAME>`` is set: another try will not find it.
+        """
+        client = self._webhooks.get(name)
+        if client is None:
+            url = self._webhook_url(name) if self._webhook_url is not None else None
+            if not url:
+                raise SlackPermanentError(
+                    "webhook_not_configured",
+                    f"no URL for the Slack webhook {name!r} (routes.slack[].webhook)")
+            client = self._webhooks[name] = AsyncWebhookClient(
+                url, timeout=int(max(1, self.timeout)), session=self.session,
+                retry_handlers=self.handlers, logger=webhook_sdk_log)
+        return client
 
     async def aclose(self) -> None:
         """Close the connection pool; the client may be used again afterwards."""
         if self._session is not None:
             await self._session.close()
         self._session = self._web = None
+        self._webhooks.clear()
 
     async def call(self, method: str, **params: Any) -> dict:
         """Call a Web API ``method`` with JSON ``params``; the response body on success."""
@@ -330,6 +406,41 @@ class SlackClient:
             return SlackAPIError(error, f"Slack answered {error} (HTTP {status})")
         return SlackAPIError(f"http_{status}", f"HTTP {status}")
 
+    async def post_webhook(self, name: str, message: SlackMessage) -> PostedMessage:
+        """Post ``message`` through the incoming webhook ``name``.
+
+        A webhook answers ``ok`` and no ``ts``: the ``PostedMessage`` has
+        ``channel="webhook:<name>"`` and an empty ``ts``.
+        """
+        started = time.perf_counter()
+        try:
+            response = await self.webhook(name).send_dict(message.as_params())
+        except (aiohttp.ClientError, SlackRequestError) as exc:
+            raise SlackAPIError("connection", type(exc).__name__) from None
+        except asyncio.TimeoutError:
+            raise SlackAPIError("timeout", f"no answer within {self.timeout:g}s") from None
+        finally:
+            if self.metrics is not None:
+                self.metrics.slack_request_duration.labels(method="webhook").observe(
+                    time.perf_counter() - started)
+        if response.status_code == 200:
+            return PostedMessage(channel=f"webhook:{name}", ts="")
+        raise self._classify_webhook(name, response.status_code, response.body)
+
+    @staticmethod
+    def _classify_webhook(name: str, status: int, body: str | None) -> SlackAPIError:
+        # Webhooks answer errors as a plain-text code ("no_service"), not JSON.
+        error = (body or "").strip()
+        if not re.fullmatch(r"[a-z_]{1,60}", error):
+            error = ""
+        where = f"the Slack webhook {name!r}"
+        if status == 429:
+            return SlackAPIError("ratelimited", f"HTTP 429 from {where} after all retries")
+        if error in PERMANENT_WEBHOOK_ERRORS or 400 <= status <= 499:
+            reason = error or f"http_{status}"
+            return SlackPermanentError(reason, f"{where} answered {reason} (HTTP {status})")
+        return SlackAPIError(error or f"http_{status}", f"{where} answered HTTP {status}")
+
     async def open_dm(self, user: str) -> str:
         """The DM channel id with ``user`` (``conversations.open``), cached per client."""
         channel = self._dm_channels.get(user)
@@ -341,6 +452,8 @@ class SlackClient:
     async def conversation(self, route: Mapping[str, str]) -> str:
         """The channel id a route posts to (a DM is opened for a user route)."""
         route_key(route)  # validates
+        if route.get("webhook"):
+            raise SlackPermanentError("invalid_route", "a webhook route has no conversation")
         return route["channel"] if route.get("channel") else await self.open_dm(route["user"])
 
     async def post_message(self, channel: str, message: SlackMessage, *,
@@ -358,6 +471,10 @@ class SlackClient:
 
     async def send_alert(self, route: Mapping[str, str], alert: Mapping[str, Any], *,
                          thread_ts: str | None = None) -> PostedMessage:
-        """Post ``alert`` to ``route`` (``{"channel": ...}`` or ``{"user": ...}``)."""
+        """Post ``alert`` to ``route`` (``{"channel": ...}``, ``{"user": ...}`` or
+        ``{"webhook": ...}``; ``thread_ts`` does not apply to a webhook)."""
+        route_key(route)  # validates
+        if route.get("webhook"):
+            return await self.post_webhook(route["webhook"], build_message(alert))
         channel = await self.conversation(route)
         return await self.post_message(channel, build_message(alert), thread_ts=thread_ts)

@@ -19,7 +19,7 @@ milliseconds): at-least-once, as Slack has no idempotency key of its own.
 Redis keys (``<stream>`` is ``EDUHUB_STREAM_KEY``, ``eduhub:alerts``):
 
 - ``<stream>`` consumer group ``slack``; consumers ``EDUHUB_SLACK_CONSUMER_NAME``
-- ``<stream>:slack:sent:<alert id>:<channel:C…|user:U…>`` idempotency record
+- ``<stream>:slack:sent:<alert id>:<channel:C…|user:U…|webhook:name>`` idempotency record
 - ``<stream>:slack:thread:<channel id>:<source uid>`` the ``ts`` of a thread's parent
 - ``<stream>:dead`` (``EDUHUB_SLACK_DEAD_LETTER_KEY``) the dead-letter stream
 """
@@ -348,14 +348,25 @@ class SlackDelivery:
                     return RouteOutcome(name, FAILED, "in_flight", "being posted elsewhere")
                 return RouteOutcome(name, SKIPPED)
             try:
-                channel = await self.client.conversation(route)
-                parent = await self._thread_parent(channel, alert)
-                await pace.wait()
-                try:
-                    posted = await self.client.post_message(channel, build_message(alert),
-                                                            thread_ts=parent)
-                finally:
-                    pace.mark()
+                if route.get("webhook"):
+                    # A webhook posts to its own channel and answers no ts:
+                    # no thread, no parent update; paced per webhook name.
+                    channel, parent = None, None
+                    await pace.wait()
+                    try:
+                        posted = await self.client.post_webhook(route["webhook"],
+                                                                build_message(alert))
+                    finally:
+                        pace.mark()
+                else:
+                    channel = await self.client.conversation(route)
+                    parent = await self._thread_parent(channel, alert)
+                    await pace.wait()
+                    try:
+                        posted = await self.client.post_message(channel, build_message(alert),
+                                                                thread_ts=parent)
+                    finally:
+                        pace.mark()
             except SlackAPIError as exc:
                 await self.redis.delete(record)
                 return self._failed(name, exc)
@@ -365,7 +376,8 @@ class SlackDelivery:
             await self.redis.set(record, json.dumps({"channel": posted.channel, "ts": posted.ts}),
                                  ex=self.settings.slack_idempotency_ttl_seconds)
         self.metrics.sent.labels(channel=SLACK).inc()
-        await self._after_post(posted.channel, posted.ts, parent, alert)
+        if channel is not None:
+            await self._after_post(posted.channel, posted.ts, parent, alert)
         return RouteOutcome(name, SENT)
 
     def _failed(self, name: str, exc: SlackAPIError) -> RouteOutcome:

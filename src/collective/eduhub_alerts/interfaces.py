@@ -20,6 +20,7 @@ SETTINGS_PREFIX = "collective.eduhub_alerts"
 SEVERITY_NAMES = ("info", "success", "warning", "error", "critical")
 _TOPIC_PATTERN = re.compile(r"^(\*|[a-z0-9_-]+)(\.(\*|[a-z0-9_-]+))*$")
 _SLACK_TARGET = re.compile(r"^@?[A-Z0-9][A-Z0-9_-]{1,50}$")
+_SLACK_WEBHOOK = re.compile(r"^webhook:([a-z0-9_-]{1,40})$")
 
 
 class InvalidSetting(Invalid):
@@ -51,15 +52,25 @@ def _pattern_and_value(line: str) -> tuple[str, str]:
 
 
 def parse_slack_route(line: str) -> tuple[str, list[dict]]:
-    """``"workflow.* = C0123ABCD, @U0456EFGH"`` -> pattern and routes."""
+    """``"workflow.* = C0123ABCD, @U0456EFGH, webhook:staffroom"`` -> pattern and routes.
+
+    ``webhook:<name>`` names a Slack incoming webhook whose URL (a secret) is
+    configured in the sidecar as ``EDUHUB_SLACK_WEBHOOK_<NAME>``; the alert
+    carries only the name.
+    """
     pattern, value = _pattern_and_value(line)
     routes = []
     for target in (t.strip() for t in value.split(",")):
+        webhook = _SLACK_WEBHOOK.match(target)
+        if webhook:
+            routes.append({"webhook": webhook.group(1)})
+            continue
         if not _SLACK_TARGET.match(target):
             raise InvalidSetting(_(
                 "error_slack_target",
-                default="\"${target}\" is no Slack channel or user id: use a channel id "
-                "such as C0123ABCD, or @ and a user id such as @U0456EFGH.",
+                default="\"${target}\" is no Slack channel, user or webhook: use a channel "
+                "id such as C0123ABCD, @ and a user id such as @U0456EFGH, or webhook: and "
+                "a webhook name (1 to 40 of a-z, 0-9, _ and -) such as webhook:staffroom.",
                 mapping={"target": target},
             ))
         routes.append({"user": target[1:]} if target.startswith("@") else {"channel": target})
@@ -147,7 +158,8 @@ class IAlertEvent(Interface):
     severity = Attribute("info, success, warning, error or critical")
     context = Attribute("The object the alert is about (sets url and audience), or None")
     audience = Attribute("Principals allowed to see it, when there is no context")
-    slack = Attribute("Slack routes: [{'channel': 'C123'}, {'user': 'U123'}]")
+    slack = Attribute(
+        "Slack routes: [{'channel': 'C123'}, {'user': 'U123'}, {'webhook': 'staffroom'}]")
 
 
 class IEduhubAlertsSettings(Interface):
@@ -201,9 +213,12 @@ class IEduhubAlertsSettings(Interface):
         title=_("label_slack_routes", default="Slack routes"),
         description=_(
             "help_slack_routes",
-            default="One line per rule: a topic pattern, \"=\", then Slack channel ids "
-            "or @user ids separated by commas. E.g. \"workflow.publish = C0123ABCD\", "
-            "\"app.* = C0456EFGH, @U0789IJKL\". Every matching line adds its routes.",
+            default="One line per rule: a topic pattern, \"=\", then Slack channel ids, "
+            "@user ids or webhook:name (an incoming webhook whose URL the sidecar reads "
+            "from EDUHUB_SLACK_WEBHOOK_NAME) separated by commas. E.g. "
+            "\"workflow.publish = C0123ABCD\", \"app.* = C0456EFGH, @U0789IJKL\", "
+            "\"workflow.* = C0123ABCD, webhook:staffroom\". Every matching line adds its "
+            "routes.",
         ),
         value_type=schema.TextLine(constraint=_valid_slack_route),
         default=[],

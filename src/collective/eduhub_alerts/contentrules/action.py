@@ -92,7 +92,9 @@ class IAlertAction(Interface):
         title=_("label_rule_slack", default="Slack"),
         description=_(
             "help_rule_slack",
-            default="One per line: a channel id (C0123ABCD) or @ and a user id (@U0456EFGH).",
+            default="One per line: a channel id (C0123ABCD), @ and a user id (@U0456EFGH), "
+            "or webhook: and the name of an incoming webhook configured in the sidecar "
+            "(webhook:staffroom).",
         ),
         value_type=schema.TextLine(constraint=_valid_slack_target),
         default=[],
