@@ -133,6 +133,8 @@ class SlackDelivery:
         self.settings = settings
         self.stream_key = settings.stream_key
         self.dead_key = settings.dead_letter_key
+        # Delivery attempts per pending entry (a hash), see _start().
+        self.attempts_key = f"{settings.stream_key}:slack:attempts"
         self.consumer = consumer or settings.slack_consumer_name
         self.pacer = ChannelPacer(settings.slack_pace_seconds)
         self._slots = asyncio.Semaphore(settings.slack_max_in_flight)
@@ -191,7 +193,7 @@ class SlackDelivery:
         )
         entries = response[0][1] if response else []
         for entry_id, fields in entries:
-            await self._start(entry_id.decode(), fields, attempts=1)
+            await self._start(entry_id.decode(), fields)
         return len(entries)
 
     async def claim_stale(self, *, force: bool = False) -> int:
@@ -224,12 +226,18 @@ class SlackDelivery:
                 if entry_id in self._in_flight:
                     continue  # still being delivered here: the claim only reset its idle time
                 claimed_count += 1
-                await self._start(entry_id, fields, attempts=await self._times_delivered(entry_id))
+                await self._start(entry_id, fields)
             if vanished:
                 await self._ack_vanished(start, next_start)
             if next_start == "0-0":
                 return claimed_count
             start = next_start
+
+    async def _acknowledge(self, entry_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream_key, GROUP, entry_id)
+            pipe.hdel(self.attempts_key, entry_id)
+            await pipe.execute()
 
     async def _ack_vanished(self, start: str, end: str) -> None:
         # Redis 7 drops trimmed entries from the pending list in XAUTOCLAIM;
@@ -243,17 +251,16 @@ class SlackDelivery:
             if not await self.redis.xrange(self.stream_key, min=entry_id, max=entry_id):
                 log.warning("pending Slack entry %s was trimmed from %s before delivery",
                             entry_id.decode(), self.stream_key)
-                await self.redis.xack(self.stream_key, GROUP, entry_id)
+                await self._acknowledge(entry_id.decode())
 
-    async def _times_delivered(self, entry_id: str) -> int:
-        pending = await self.redis.xpending_range(self.stream_key, GROUP, min=entry_id,
-                                                  max=entry_id, count=1)
-        return int(pending[0]["times_delivered"]) if pending else 1
-
-    async def _start(self, entry_id: str, fields: dict, *, attempts: int) -> None:
+    async def _start(self, entry_id: str, fields: dict) -> None:
         # Waits for a free slot: a replica never has more than
         # EDUHUB_SLACK_MAX_IN_FLIGHT deliveries going (back-pressure on reading).
         await self._slots.acquire()
+        # Attempts are counted here, when one really starts: Redis's delivery
+        # counter also grows when XAUTOCLAIM takes an entry that is still
+        # being delivered (a slow Slack), which would dead-letter it early.
+        attempts = await self.redis.hincrby(self.attempts_key, entry_id, 1)
         task = asyncio.create_task(self.deliver_entry(entry_id, fields, attempts=attempts),
                                    name=f"slack:{entry_id}")
         self._in_flight[entry_id] = task
@@ -278,7 +285,7 @@ class SlackDelivery:
         except InvalidAlert as exc:
             log.warning("skipping invalid alert at %s %s: %s", self.stream_key, entry_id, exc)
             self.metrics.failure(SLACK, "invalid")
-            await self.redis.xack(self.stream_key, GROUP, entry_id)
+            await self._acknowledge(entry_id)
             return
         routes = slack_routes(alert)
         # One task per route, created in stream order: each channel's FIFO
@@ -291,7 +298,7 @@ class SlackDelivery:
         """Acknowledge, leave pending for another attempt, or dead-letter."""
         failed = [o for o in outcomes if o.status in (FAILED, PERMANENT)]
         if not failed:
-            await self.redis.xack(self.stream_key, GROUP, entry_id)
+            await self._acknowledge(entry_id)
             return
         permanent = [o for o in failed if o.status == PERMANENT]
         transient = [o for o in failed if o.status == FAILED]
@@ -322,7 +329,8 @@ class SlackDelivery:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.dead_key, entry)
             pipe.xack(self.stream_key, GROUP, entry_id)
-            dead_id, _ = await pipe.execute()
+            pipe.hdel(self.attempts_key, entry_id)
+            dead_id, _, _ = await pipe.execute()
         dead_id = dead_id.decode() if isinstance(dead_id, bytes) else dead_id
         self.metrics.slack_dead_lettered.labels(reason=reason).inc()
         log.warning("dead-lettered %s (alert %s) as %s: %s", entry_id, alert.get("id"), dead_id,
