@@ -79,7 +79,7 @@ def test_command_line_overrides_host_and_port(monkeypatch):
         captured["config"] = server.config
 
     monkeypatch.setattr(cli.uvicorn.Server, "run", fake_run)
-    monkeypatch.setattr(cli, "configure_logging", lambda level: captured.setdefault("level", level))
+    monkeypatch.setattr(cli, "configure_logging", lambda level, log_format="text": captured.setdefault("level", level))
     monkeypatch.setenv("EDUHUB_PORT", "9001")
     cli.main(["--host", "0.0.0.0", "--port", "9002"])
     assert (captured["config"].host, captured["config"].port) == ("0.0.0.0", 9002)
@@ -133,3 +133,39 @@ def test_module_entry_point_runs_the_cli(monkeypatch):
     monkeypatch.setattr(cli, "main", lambda: called.append(True))
     runpy.run_module("eduhub_alerts_sidecar", run_name="__main__")
     assert called == [True]
+
+
+def test_json_log_lines_carry_level_logger_message_and_exception(capsys):
+    import json as json_module
+    import logging
+
+    record = logging.LogRecord("eduhub_alerts_sidecar.slack_delivery", logging.WARNING,
+                               __file__, 1, "dead-lettered %s", ("1-0",), None)
+    try:
+        raise RuntimeError("slack down")
+    except RuntimeError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    line = json_module.loads(cli.JsonLogFormatter().format(record))
+    assert line["level"] == "warning"
+    assert line["logger"] == "eduhub_alerts_sidecar.slack_delivery"
+    assert line["message"] == "dead-lettered 1-0"
+    assert "RuntimeError: slack down" in line["exception"]
+    assert line["time"].endswith("+00:00")
+
+
+def test_json_mode_routes_uvicorn_through_the_json_handler(make_settings):
+    import logging
+
+    settings = make_settings(log_format="json")
+    config = cli.uvicorn_config(settings)
+    assert config.log_config is None  # uvicorn adds no text handlers of its own
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        cli.configure_logging("info", "json")
+        assert any(isinstance(h.formatter, cli.JsonLogFormatter) for h in root.handlers)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])

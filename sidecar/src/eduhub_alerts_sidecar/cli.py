@@ -6,6 +6,9 @@ from pydantic import ValidationError
 
 from .settings import Settings
 
+from datetime import datetime
+from datetime import timezone
+
 import argparse
 import asyncio
 import json
@@ -126,6 +129,8 @@ def uvicorn_config(settings: Settings, app: FastAPI | str = APP_FACTORY) -> uvic
         ws_ping_interval=settings.heartbeat_seconds,
         ws_ping_timeout=settings.heartbeat_timeout_seconds,
         log_level=settings.log_level,
+        # In JSON mode uvicorn keeps its loggers but not its text handlers.
+        **({"log_config": None} if settings.log_format == "json" else {}),
         # X-Forwarded-* are only trustworthy behind a proxy the operator controls.
         proxy_headers=settings.proxy_headers,
     )
@@ -137,10 +142,33 @@ def uvicorn_config(settings: Settings, app: FastAPI | str = APP_FACTORY) -> uvic
     return config
 
 
-def configure_logging(level: str) -> None:
-    """Send the sidecar's own log records to stderr (uvicorn configures only its loggers)."""
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors: time (UTC), level, logger,
+    message and, when there is one, the exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
+                timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Send the sidecar's own log records to stderr; with ``json`` uvicorn's
+    too (its loggers then propagate here instead of using its own handlers)."""
     numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
-    logging.basicConfig(level=numeric, format="%(levelname)s:     %(name)s: %(message)s")
+    if log_format == "json":
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonLogFormatter())
+        logging.basicConfig(level=numeric, handlers=[handler], force=True)
+    else:
+        logging.basicConfig(level=numeric, format="%(levelname)s:     %(name)s: %(message)s")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
             f"eduhub-alerts-sidecar: invalid configuration (field x is the environment "
             f"variable EDUHUB_X):\n{exc}"
         )
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "dead-letters":
         sys.exit(asyncio.run(dead_letters_command(settings, args.action, args.ids, args.count)))
     # The app itself reads the environment again in the factory; host and

@@ -15,7 +15,7 @@ Precedence, highest first: keyword arguments, ``EDUHUB_*`` variables,
 """
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -247,6 +247,11 @@ class Settings(BaseSettings):
         "info",
         description="EDUHUB_LOG_LEVEL: critical, error, warning, info, debug or trace. "
         "Default info.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="EDUHUB_LOG_FORMAT: text, or json for one JSON object per line (time, "
+        "level, logger, message, exception) for log collectors. Default text.",
     )
     proxy_headers: bool = Field(
         False,
