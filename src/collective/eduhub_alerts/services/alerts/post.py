@@ -1,17 +1,14 @@
 """POST @alerts: send an alert by hand (permission *Send alerts*)."""
 
 from plone import api
-from plone.restapi.deserializer import json_body
-from plone.restapi.exceptions import DeserializationError
-from plone.protect.interfaces import IDisableCSRFProtection
 from plone.restapi.services import Service
 from zExceptions import BadRequest
-from zope.interface import alsoProvides
 
 from collective.eduhub_alerts.alert import InvalidAlert
 from collective.eduhub_alerts.api import send_alert
 from collective.eduhub_alerts.publisher import redis_client
 from collective.eduhub_alerts.rate_limit import retry_after
+from collective.eduhub_alerts.services import json_object_body
 from collective.eduhub_alerts.settings import post_rate_per_minute
 
 
@@ -21,14 +18,8 @@ DEFAULT_AUDIENCE = ["Authenticated"]
 
 class AlertsPost(Service):
     def reply(self):
-        # A JSON API authenticated by token or basic auth, like plone.restapi's
-        # own write services; the outbox write must not be taken for CSRF.
-        alsoProvides(self.request, IDisableCSRFProtection)
-        try:
-            body = json_body(self.request)
-        except DeserializationError:
-            body = None  # not a JSON object: answered below
-        if not isinstance(body, dict):
+        body = json_object_body(self.request)
+        if body is None:
             raise BadRequest("The body must be a JSON object.")
         unknown = sorted(set(body) - FIELDS)
         if unknown:
