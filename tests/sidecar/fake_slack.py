@@ -157,3 +157,35 @@ async def fake_slack():
     server = await FakeSlack().start()
     yield server
     await server.stop()
+
+
+# --- clients pointed at the fake server (shared by the Slack test modules) ----
+
+
+@pytest.fixture
+async def make_slack_client(fake_slack):  # noqa: F811
+    """``make(token, **overrides)``: a SlackClient on the fake server with fast
+    back-off and no Retry-After jitter; closed after the test."""
+    from eduhub_alerts_sidecar.monitoring import Metrics
+    from eduhub_alerts_sidecar.slack_client import FullJitterBackoff
+    from eduhub_alerts_sidecar.slack_client import SlackClient
+
+    clients = []
+
+    def make(token, **overrides):
+        options = dict(base_url=fake_slack.base_url, timeout=2.0, max_retries=3,
+                       backoff=FullJitterBackoff(0.01, 0.05), retry_after_jitter=0.0,
+                       metrics=Metrics())
+        options.update(overrides)
+        client = SlackClient(token, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+def retries(client) -> float:
+    """The client's eduhub_slack_retries_total."""
+    return client.metrics.registry.get_sample_value("eduhub_slack_retries_total") or 0.0

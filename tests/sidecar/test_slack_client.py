@@ -2,7 +2,6 @@
 DMs, back-off on 429 / 5xx / dropped connections / timeouts, permanent errors,
 and a token that never shows up in logs."""
 
-from eduhub_alerts_sidecar.monitoring import Metrics
 from eduhub_alerts_sidecar.slack_client import (
     FullJitterBackoff,
     SlackAPIError,
@@ -12,8 +11,9 @@ from eduhub_alerts_sidecar.slack_client import (
 )
 from eduhub_alerts_sidecar.slack_messages import SlackMessage
 
-from tests.sidecar.fake_slack import Reply, fake_slack  # noqa: F401 (fixture)
+from tests.sidecar.fake_slack import Reply, fake_slack, make_slack_client, retries  # noqa: F401 (fixtures)
 
+import functools
 import logging
 import pytest
 
@@ -22,25 +22,8 @@ TOKEN = "xoxb-test-0123456789-secret"
 
 
 @pytest.fixture
-async def make_client(fake_slack):  # noqa: F811
-    clients = []
-
-    def make(**overrides) -> SlackClient:
-        options = dict(base_url=fake_slack.base_url, timeout=2.0, max_retries=3,
-                       backoff=FullJitterBackoff(0.01, 0.05), retry_after_jitter=0.0,
-                       metrics=Metrics())
-        options.update(overrides)
-        client = SlackClient(TOKEN, **options)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
-
-
-def retries(client: SlackClient) -> float:
-    return client.metrics.registry.get_sample_value("eduhub_slack_retries_total") or 0.0
+def make_client(make_slack_client):  # noqa: F811
+    return functools.partial(make_slack_client, TOKEN)
 
 
 async def test_post_to_channel_returns_where_the_message_landed(make_client, fake_slack,  # noqa: F811

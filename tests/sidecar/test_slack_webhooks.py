@@ -5,10 +5,8 @@ Block Kit message, 429 / 5xx are retried, refusals and unknown names are
 permanent, and the URL never shows up in logs, errors or dead letters."""
 
 from eduhub_alerts_sidecar.models import InvalidAlert, validate_alert
-from eduhub_alerts_sidecar.monitoring import Metrics
 from eduhub_alerts_sidecar.settings import Settings
 from eduhub_alerts_sidecar.slack_client import (
-    FullJitterBackoff,
     SlackAPIError,
     SlackClient,
     SlackPermanentError,
@@ -18,7 +16,7 @@ from eduhub_alerts_sidecar.slack_delivery import SlackDelivery, sent_key
 
 from pydantic import SecretStr, ValidationError
 
-from tests.sidecar.fake_slack import Reply, fake_slack  # noqa: F401 (fixture)
+from tests.sidecar.fake_slack import Reply, fake_slack, make_slack_client, retries  # noqa: F401 (fixtures)
 from tests.sidecar.test_slack_delivery import World, alert_to, eventually, metric
 
 import json
@@ -30,26 +28,12 @@ HOOK = "T000/B000/webhook-secret-0123456789"
 
 
 @pytest.fixture
-async def make_client(fake_slack):  # noqa: F811
-    clients = []
-
+def make_client(make_slack_client, fake_slack):  # noqa: F811
     def make(webhooks=None, **overrides) -> SlackClient:
         urls = {"staffroom": fake_slack.webhook_url(HOOK)} if webhooks is None else webhooks
-        options = dict(base_url=fake_slack.base_url, timeout=2.0, max_retries=3,
-                       backoff=FullJitterBackoff(0.01, 0.05), retry_after_jitter=0.0,
-                       metrics=Metrics(), webhook_url=urls.get)
-        options.update(overrides)
-        client = SlackClient(None, **options)
-        clients.append(client)
-        return client
+        return make_slack_client(None, webhook_url=urls.get, **overrides)
 
-    yield make
-    for client in clients:
-        await client.aclose()
-
-
-def retries(client: SlackClient) -> float:
-    return client.metrics.registry.get_sample_value("eduhub_slack_retries_total") or 0.0
+    return make
 
 
 # --- the route form -------------------------------------------------------------
