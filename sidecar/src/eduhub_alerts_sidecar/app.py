@@ -84,32 +84,23 @@ async def lifespan(app: FastAPI):
             await state.reader.resolve_start()
     except Exception as exc:
         log.warning("Redis not reachable at start-up (%s); the stream reader will retry", exc)
-    state.reader_task = asyncio.create_task(
-        supervise(
-            READER_TASK,
-            state.reader.run,
-            metrics=state.metrics,
-            max_delay=settings.task_restart_max_delay_seconds,
-        ),
-        name=READER_TASK,
-    )
+    def start_supervised(name, run):
+        return asyncio.create_task(
+            supervise(name, run, metrics=state.metrics,
+                      max_delay=settings.task_restart_max_delay_seconds),
+            name=name,
+        )
+
+    state.reader_task = start_supervised(READER_TASK, state.reader.run)
     state.slack_delivery = state.slack_task = None
     if settings.slack_enabled:
         state.slack_delivery = SlackDelivery(
             state.redis, SlackClient.from_settings(settings, state.metrics), state.metrics,
             settings,
         )
-        state.slack_task = asyncio.create_task(
-            supervise(
-                SLACK_TASK,
-                state.slack_delivery.run,
-                metrics=state.metrics,
-                max_delay=settings.task_restart_max_delay_seconds,
-            ),
-            name=SLACK_TASK,
-        )
+        state.slack_task = start_supervised(SLACK_TASK, state.slack_delivery.run)
     else:
-        log.info("EDUHUB_SLACK_BOT_TOKEN is not set: Slack delivery is off")
+        log.info("no EDUHUB_SLACK_BOT_TOKEN nor EDUHUB_SLACK_WEBHOOK_*: Slack delivery is off")
     try:
         yield
     finally:
