@@ -4,27 +4,23 @@ and a real Redis. Prints figures; asserts nothing about time.
 
     .venv/bin/python -m tests.benchmarks.bench_sidecar_ws [connections] [alerts]
 
-The clients run in this process (compression off, like browsers are told);
-the sidecar's memory is read from /proc. Latency is measured on this
-machine's one clock: from just before the XADD to the moment each client has
-the frame.
+The clients run in a process of their own (``ws_load``: raw sockets and
+epoll, so the client's own work hardly shows in the figures); the sidecar's
+memory is read from /proc. Latency is measured by the load generator: from
+just before its XADD to the moment each client has the whole frame.
 """
 
 from pathlib import Path
 
-import asyncio
 import json
 import os
 import resource
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-
-import jwt
-import redis
-import websockets
 
 from devstack.processes import ManagedProcess
 from devstack.processes import free_port
@@ -36,24 +32,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-def token(secret: str, n: int) -> str:
-    now = int(time.time())
-    claims = {"sub": f"user{n}", "principals": ["Member", f"user:user{n}"],
-              "scope": "alerts:read", "aud": "eduhub-alerts", "iat": now, "exp": now + 3600}
-    return jwt.encode(claims, secret, algorithm="HS256")
-
-
-async def connect(url: str, secret: str, n: int):
-    ws = await websockets.connect(
-        url, subprotocols=["eduhub-alerts.v1", f"bearer.{token(secret, n)}"],
-        compression=None, max_queue=None, open_timeout=60,
-    )
-    await ws.recv()  # welcome
-    await ws.send(json.dumps({"type": "subscribe", "topics": ["bench.*"]}))
-    await ws.recv()  # subscribed
-    return ws
 
 
 def server_side_quantiles(metrics_url: str) -> str:
@@ -74,7 +52,7 @@ def server_side_quantiles(metrics_url: str) -> str:
     return f"p50 <= {found[0.5] * 1000:g} ms, p95 <= {found[0.95] * 1000:g} ms"
 
 
-async def main(connections: int, alerts: int):
+def main(connections: int, alerts: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
     secret = secrets.token_hex(32)
@@ -85,55 +63,56 @@ async def main(connections: int, alerts: int):
         env = {
             "EDUHUB_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "EDUHUB_ALERTS_SECRET": secret,
-            "EDUHUB_WS_MAX_CONNECTIONS_PER_USER": "10",
             "EDUHUB_LOG_LEVEL": "warning",
         }
         sidecar = ManagedProcess(
             "sidecar", [sys.executable, "-m", "eduhub_alerts_sidecar", "--port", str(port)],
             tmp / "sidecar.log", env=env,
         )
+        loader = None
         try:
             sidecar.wait_for_port(port, timeout=60)
-            url = f"ws://127.0.0.1:{port}/ws"
-            warm = await connect(url, secret, -1)
-            await warm.close()
-            base = rss_kib(sidecar.process.pid)
-            clients = []
-            for start in range(0, connections, 200):
-                clients += await asyncio.gather(
-                    *(connect(url, secret, n) for n in range(start, min(connections, start + 200)))
-                )
-            loaded = rss_kib(sidecar.process.pid)
-            per_connection = (loaded - base) / connections
-            print(f"{connections} idle connections: sidecar RSS {base / 1024:.1f} MiB -> "
+            pid = sidecar.process.pid
+            # One connection first, so the RSS baseline includes what the
+            # first connection loads once (modules, buffers).
+            warm_up = load_generator(port, redis_port, secret, 1, 0)
+            warm_up.stdin.close()
+            warm_up.wait(timeout=60)
+            base = rss_kib(pid)
+            loader = load_generator(port, redis_port, secret, connections, alerts)
+            ready = json.loads(loader.stdout.readline())
+            loaded = rss_kib(pid)
+            per_connection = (loaded - base) / ready["connected"]
+            print(f"{ready['connected']} idle connections: sidecar RSS {base / 1024:.1f} MiB -> "
                   f"{loaded / 1024:.1f} MiB, {per_connection:.1f} KiB per connection")
-
-            r = redis.Redis(port=redis_port)
-            latencies = []
-            for i in range(alerts):
-                alert = {
-                    "id": secrets.token_hex(16), "version": 1, "topic": "bench.tick",
-                    "severity": "info", "title": f"tick {i}", "audience": ["Member"],
-                    "routes": {"websocket": True}, "created_at": "2026-12-03T09:00:00Z",
-                }
-                receivers = [asyncio.ensure_future(ws.recv()) for ws in clients]
-                sent = time.perf_counter()
-                r.xadd("eduhub:alerts", {"alert": json.dumps(alert)})
-                for done in asyncio.as_completed(receivers):
-                    await done
-                    latencies.append(time.perf_counter() - sent)
-            ms = sorted(x * 1000 for x in latencies)
+            loader.stdin.write("go\n")
+            loader.stdin.flush()
+            result = json.loads(loader.stdout.readline())
+            ms = sorted(result["latencies_ms"])
             print(f"{alerts} alerts to {connections} subscribers: latency XADD -> client "
                   f"p50 {statistics.median(ms):.1f} ms, p95 {ms[int(len(ms) * 0.95)]:.1f} ms, "
-                  f"max {ms[-1]:.1f} ms")
-            print("sidecar's own histogram (XADD time -> frame written), bucket bounds: "
+                  f"max {ms[-1]:.1f} ms; {result['missing']} frames missing")
+            print("sidecar's own histogram (XADD time -> fan-out written), bucket bounds: "
                   + server_side_quantiles(f"http://127.0.0.1:{port}/metrics"))
-            await asyncio.gather(*(ws.close() for ws in clients))
+            loader.wait(timeout=60)
         finally:
+            if loader is not None and loader.poll() is None:
+                loader.kill()
             sidecar.stop()
             redis_proc.stop()
 
 
+def load_generator(port: int, redis_port: int, secret: str, connections: int,
+                   alerts: int) -> subprocess.Popen:
+    """The clients, in a process of their own (see ws_load)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.benchmarks.ws_load", "--port", str(port),
+         "--redis-port", str(redis_port), "--secret", secret,
+         "--connections", str(connections), "--alerts", str(alerts)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+
+
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:]]
-    asyncio.run(main(*(args + [1000, 20][len(args):])))
+    main(*(args + [1000, 20][len(args):]))

@@ -1,7 +1,8 @@
 """Stand-ins for the hub's collaborators: a transport that records frames
-(or never drains, which is the point of a client that stopped reading) and a
-history whose pages the test controls, so interleavings are exact rather than
-left to timing."""
+and a history whose pages the test controls, so interleavings are exact
+rather than left to timing. A client that stopped reading is what a real
+socket shows only after megabytes of kernel buffers; here the test pauses the
+connection, as the socket's transport does when its buffer is full."""
 
 from eduhub_alerts_sidecar.auth import Identity
 from eduhub_alerts_sidecar.history import HistoryPage
@@ -13,32 +14,31 @@ import time
 
 
 class FakeTransport:
-    """Records frames and the close; ``stuck=True`` never finishes a send."""
+    """Records the frames written to it and the first close.
 
-    def __init__(self, stuck: bool = False, fail: bool = False, fail_close: bool = False,
-                 gate: asyncio.Event | None = None):
-        self.stuck = stuck
-        self.gate = gate  # when given, each send waits until it is set: a client reading late
-        self.fail = fail
-        self.fail_close = fail_close
+    A client that stops reading is simulated the way the socket reports it:
+    ``conn.pause()`` (the transport's buffer is full), ``conn.resume()``.
+    """
+
+    def __init__(self, on_write=None):
+        self.on_write = on_write  # called with each frame's text, e.g. to pause the connection
+        self.written: list[bytes] = []  # the frame objects, as written
         self.frames: asyncio.Queue[str] = asyncio.Queue()
         self.closed = asyncio.Event()
         self.close_code: tuple[int, str] | None = None
 
-    async def send_text(self, data: str) -> None:
-        if self.fail:
-            raise ConnectionResetError("peer went away")
-        if self.stuck:
-            await asyncio.Event().wait()  # a client that stopped reading
-        if self.gate is not None:
-            await self.gate.wait()
-        self.frames.put_nowait(data)
+    def write_frame(self, frame: bytes) -> None:
+        assert not self.closed.is_set(), "written after close"
+        self.written.append(frame)
+        text = decode_text_frame(frame)
+        self.frames.put_nowait(text)
+        if self.on_write is not None:
+            self.on_write(text)
 
-    async def close(self, code: int, reason: str = "") -> None:
-        self.close_code = (code, reason)
-        self.closed.set()
-        if self.fail_close:
-            raise ConnectionResetError("peer went away first")
+    def close(self, code: int, reason: str = "") -> None:
+        if self.close_code is None:
+            self.close_code = (code, reason)
+            self.closed.set()
 
     async def next_frame(self) -> str:
         async with asyncio.timeout(2):
@@ -51,6 +51,19 @@ class FakeTransport:
         async with asyncio.timeout(2):
             await self.closed.wait()
         return self.close_code
+
+
+def decode_text_frame(frame: bytes) -> str:
+    """The text of one complete, unmasked, unfragmented text frame (RFC 6455 5.2)."""
+    assert frame[0] == 0x81, "FIN + text opcode"
+    length, start = frame[1], 2
+    assert length < 0x80, "server frames are not masked"
+    if length == 126:
+        length, start = int.from_bytes(frame[2:4], "big"), 4
+    elif length == 127:
+        length, start = int.from_bytes(frame[2:10], "big"), 10
+    assert len(frame) == start + length
+    return frame[start:].decode()
 
 
 def identity(sub="jane", principals=("Authenticated", "user:jane"), expires_in=300):
@@ -66,7 +79,7 @@ async def connected(hub, transport, topics=(), **who):
     conn = hub.connect(transport, identity(**who))
     assert (await transport.next_json())["type"] == "welcome"
     if topics:
-        await hub.handle_text(conn, json.dumps({"type": "subscribe", "topics": list(topics)}))
+        hub.handle_text(conn, json.dumps({"type": "subscribe", "topics": list(topics)}))
         assert (await transport.next_json())["type"] == "subscribed"
     return conn
 

@@ -3,6 +3,7 @@ process started the way an operator starts it."""
 
 from devstack.processes import ManagedProcess, free_port
 from eduhub_alerts_sidecar import cli
+from eduhub_alerts_sidecar.ws_protocol import AlertsWebSocketProtocol
 from eduhub_alerts_sidecar.settings import Settings
 
 import httpx
@@ -14,18 +15,16 @@ import sys
 SECRET = "c" * 40
 
 
-def test_uvicorn_config_sets_every_websocket_limit_explicitly():
-    settings = Settings(alerts_secret=SECRET, max_message_bytes=32768, heartbeat_seconds=30,
-                        heartbeat_timeout_seconds=10, port=9123, log_level="warning")
+def test_uvicorn_config_serves_websockets_with_the_hub_protocol():
+    settings = Settings(alerts_secret=SECRET, port=9123, log_level="warning")
     config = cli.uvicorn_config(settings)
     assert config.app == "eduhub_alerts_sidecar.app:create_app"
     assert config.factory is True
     assert (config.host, config.port) == ("127.0.0.1", 9123)
-    assert config.ws == "websockets-sansio"
-    assert config.ws_per_message_deflate is False
-    assert config.ws_max_size == 32768
-    assert config.ws_ping_interval == 30
-    assert config.ws_ping_timeout == 10
+    config.load()
+    # The WebSocket limits (size, heartbeat, no compression) live in that
+    # protocol and come from the settings; test_sidecar_ws_* check them on sockets.
+    assert config.ws_protocol_class is AlertsWebSocketProtocol
     assert config.proxy_headers is False
     assert config.log_level == "warning"
 

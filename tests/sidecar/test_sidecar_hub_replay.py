@@ -33,14 +33,17 @@ async def frames_after_subscribe(hub, message, *, topics=(), live=(), **who) -> 
     up to the pong of a final ping; then close the hub."""
     transport = FakeTransport()
     conn = await connected(hub, transport, topics, **who)
-    await hub.handle_text(conn, message)
+    hub.handle_text(conn, message)
+    if conn.replay is not None:  # live alerts come after it, as the stream orders them
+        async with asyncio.timeout(2):
+            await asyncio.wait([conn.replay])
     for stream_id, live_alert in live:
         hub.broadcast(stream_id, live_alert)
-    await hub.handle_text(conn, '{"type":"ping"}')
+    hub.handle_text(conn, '{"type":"ping"}')
     frames = []
     while (frame := await transport.next_json()) != {"type": "pong"}:
         frames.append(frame)
-    await hub.close_all()
+    hub.close_all()
     return frames
 
 
@@ -137,32 +140,49 @@ async def test_failing_history_ends_the_replay_as_not_recovered_and_live_deliver
 async def test_replay_waits_for_a_client_that_reads_late_instead_of_cutting_it_off(metrics):
     history = FakeHistory([(f"{n}-0", alert()) for n in range(1, 11)])
     hub = make_hub(metrics, history, send_queue_size=4)
-    gate = asyncio.Event()
-    transport = FakeTransport(gate=gate)
+    transport = FakeTransport()
     conn = hub.connect(transport, identity())
-    replay = asyncio.create_task(hub.handle_text(conn, subscribe()))
-    await wait_until(lambda: conn._space is not None)  # the queue is full: the replay waits
-    gate.set()
-    async with asyncio.timeout(2):
-        await replay
+    conn.pause()  # its socket's buffer is full
+    hub.handle_text(conn, subscribe())
+    await wait_until(lambda: conn._drained is not None)  # the replay waits for the client
+    assert transport.frames.qsize() == 1  # the welcome only
+    conn.resume()
     frames = [await transport.next_json() for _ in range(12)]  # welcome, 10 alerts, subscribed
-    await hub.close_all()
+    hub.close_all()
     assert ids(frames[1:]) == [f"{n}-0" for n in range(1, 11)] + ["subscribed"]
-    assert transport.close_code == (1001, "server shutting down")  # not 1013
+    assert transport.close_code == (1012, "service restart")  # not 1013
+
+
+async def test_messages_sent_during_a_replay_are_answered_after_it_in_order(metrics):
+    hub = make_hub(metrics, FakeHistory([("1-0", alert())]))
+    transport = FakeTransport()
+    conn = await connected(hub, transport)
+    conn.pause()
+    hub.handle_text(conn, subscribe())
+    hub.handle_text(conn, json.dumps({"type": "unsubscribe", "topics": ["workflow.*"]}))
+    hub.handle_text(conn, '{"type":"ping"}')
+    await wait_until(lambda: conn._drained is not None)
+    conn.resume()
+    frames = [await transport.next_json() for _ in range(4)]
+    hub.close_all()
+    assert [f["type"] for f in frames] == ["alert", "subscribed", "unsubscribed", "pong"]
 
 
 async def test_closing_a_connection_ends_its_replay(metrics):
     hub = make_hub(metrics, FakeHistory([(f"{n}-0", alert()) for n in range(1, 11)]),
                    send_queue_size=4)
-    transport = FakeTransport(stuck=True)
+    transport = FakeTransport()
     conn = hub.connect(transport, identity())
-    replay = asyncio.create_task(hub.handle_text(conn, subscribe()))
-    await wait_until(lambda: conn._space is not None)
+    conn.pause()
+    hub.handle_text(conn, subscribe())
+    replay = conn.replay
+    await wait_until(lambda: conn._drained is not None)
     hub.drop(conn, 4401, "token expired")
     async with asyncio.timeout(2):
-        await replay
-    assert conn.held is None
-    await hub.close_all()
+        await asyncio.wait([replay])
+    assert replay.cancelled()
+    assert conn.held is None and conn.replay is None
+    assert transport.frames.qsize() == 1  # nothing after the welcome
 
 
 async def test_live_alerts_overflowing_the_hold_cut_the_client_off_with_1013(metrics):
@@ -176,12 +196,12 @@ async def test_live_alerts_overflowing_the_hold_cut_the_client_off_with_1013(met
                    send_queue_size=4)
     transport = FakeTransport()
     conn = await connected(hub, transport)
-    await hub.handle_text(conn, subscribe())
+    hub.handle_text(conn, subscribe())
     assert await transport.wait_closed() == (1013, "try again later")
     assert metrics.registry.get_sample_value(
         "eduhub_alerts_failed_total", {"channel": "websocket", "reason": "slow_consumer"}
     ) == 1
-    await hub.close_all()
+    hub.close_all()
 
 
 async def test_closing_a_connection_while_held_alerts_are_released_stops_the_release(metrics):
@@ -192,14 +212,22 @@ async def test_closing_a_connection_while_held_alerts_are_released_stops_the_rel
             hub.broadcast(f"{n + 5}-0", alert())
 
     hub = make_hub(metrics, FakeHistory([], [], between=live_meanwhile), send_queue_size=4)
-    transport = FakeTransport(stuck=True)
+    conn = None
+
+    def stop_reading_after_subscribed(text):
+        if '"subscribed"' in text:
+            conn.pause()
+
+    transport = FakeTransport(on_write=stop_reading_after_subscribed)
     conn = hub.connect(transport, identity())
-    release = asyncio.create_task(hub.handle_text(conn, subscribe()))
-    # Welcome taken by the stuck writer; subscribed and one held alert fill
-    # half the queue: the release waits for space with alerts still held.
-    await wait_until(lambda: conn._space is not None and len(conn.held) == 1)
+    hub.handle_text(conn, subscribe())
+    replay = conn.replay
+    # The release waits for the client with the first of the three held
+    # alerts in hand and two still held.
+    await wait_until(lambda: conn._drained is not None)
+    assert len(conn.held) == 2
     hub.drop(conn, 4401, "token expired")
     async with asyncio.timeout(2):
-        await release
+        await asyncio.wait([replay])
     assert conn.held is None
-    await hub.close_all()
+    assert transport.frames.qsize() == 2  # welcome, subscribed

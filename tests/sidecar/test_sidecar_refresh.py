@@ -95,7 +95,7 @@ async def hub():
 
     hub = Hub(Metrics(), verify_token=verify)
     yield hub
-    await hub.close_all()
+    hub.close_all()
 
 
 def seconds_left(conn) -> float:
@@ -105,7 +105,7 @@ def seconds_left(conn) -> float:
 async def test_refresh_moves_the_expiry_to_the_new_tokens(hub):
     transport = FakeTransport()
     conn = await connected(hub, transport)  # expires in 300 s
-    await hub.handle_text(conn, json.dumps({"type": "refresh", "token": "fresh"}))
+    hub.handle_text(conn, json.dumps({"type": "refresh", "token": "fresh"}))
     assert (await transport.next_json())["type"] == "refreshed"
     assert 890 < seconds_left(conn) <= 900
 
@@ -115,7 +115,7 @@ async def test_refused_refresh_keeps_the_old_expiry(hub, token):
     transport = FakeTransport()
     conn = await connected(hub, transport)
     timer = conn.expiry
-    await hub.handle_text(conn, json.dumps({"type": "refresh", "token": token}))
+    hub.handle_text(conn, json.dumps({"type": "refresh", "token": token}))
     assert (await transport.next_json())["code"] == "unauthorized"
     assert conn.expiry is timer and not timer.cancelled()
     assert 290 < seconds_left(conn) <= 300
@@ -124,8 +124,8 @@ async def test_refused_refresh_keeps_the_old_expiry(hub, token):
 async def test_refresh_on_a_closed_connection_does_not_register_it_again(hub):
     transport = FakeTransport()
     conn = await connected(hub, transport)
-    await hub.disconnect(conn)
-    await hub.handle_text(conn, json.dumps({"type": "refresh", "token": "fresh"}))
+    hub.disconnect(conn)
+    hub.handle_text(conn, json.dumps({"type": "refresh", "token": "fresh"}))
     assert not hub.connections
     assert not hub._by_principal  # the principal index does not hold it again
 
@@ -134,7 +134,7 @@ async def test_hub_without_a_token_verifier_refuses_every_refresh():
     hub = Hub(Metrics())
     transport = FakeTransport()
     conn = await connected(hub, transport)
-    await hub.handle_text(conn, json.dumps({"type": "refresh", "token": "anything"}))
+    hub.handle_text(conn, json.dumps({"type": "refresh", "token": "anything"}))
     error = await transport.next_json()
-    await hub.close_all()
+    hub.close_all()
     assert error == {"type": "error", "code": "unauthorized", "message": "token: invalid"}

@@ -29,6 +29,7 @@ from .slack_client import SlackClient
 from .slack_delivery import SlackDelivery
 from .slack_endpoints import router as slack_router
 from .websocket_hub import Hub, HubLimits
+from .ws_protocol import ENDPOINT_STATE_KEY, WebSocketEndpoint
 
 import asyncio
 import logging
@@ -102,7 +103,8 @@ async def lifespan(app: FastAPI):
     else:
         log.info("no EDUHUB_SLACK_BOT_TOKEN nor EDUHUB_SLACK_WEBHOOK_*: Slack delivery is off")
     try:
-        yield
+        # uvicorn hands this lifespan state to the /ws protocol (ws_protocol.py).
+        yield {ENDPOINT_STATE_KEY: WebSocketEndpoint(state.hub, settings)}
     finally:
         if state.slack_task is not None:
             state.slack_task.cancel()
@@ -114,7 +116,7 @@ async def lifespan(app: FastAPI):
         _, pending = await asyncio.wait([state.reader_task], timeout=settings.redis_socket_timeout)
         if pending:
             log.error("stream reader did not stop within %.0fs", settings.redis_socket_timeout)
-        await state.hub.close_all()
+        state.hub.close_all()  # uvicorn closed them already (1012); this is for other servers
         await state.redis.aclose()
 
 

@@ -20,21 +20,17 @@ import uvicorn
 
 APP_FACTORY = "eduhub_alerts_sidecar.app:create_app"
 
-# uvicorn's "websockets-sansio" protocol rather than "websockets": the latter
-# wraps the legacy websockets API that uvicorn 0.55 deprecates (it warns on
-# import), runs keepalive as an extra task per connection, while sans-I/O
-# keeps pings as loop timers and its send() waits for the transport to drain,
-# which is the back-pressure the hub's bounded send queues rely on. To be
-# measured against the websockets library's own server in the performance issue.
-WS_PROTOCOL = "websockets-sansio"
+# /ws is served by our own uvicorn WebSocket protocol, which hands frames
+# to the hub without ASGI in between (see ws_protocol.py for why).
+WS_PROTOCOL = "eduhub_alerts_sidecar.ws_protocol:AlertsWebSocketProtocol"
 
 
 class RedactTokens(logging.Filter):
     """Blank out ``token=...`` in log records.
 
-    uvicorn logs every WebSocket handshake with its query string, and the
-    ``token`` query parameter is a bearer credential (valid for minutes, but
-    logs live longer).
+    uvicorn's access log shows query strings (a plain GET of ``/ws?token=…``
+    reaches it), and the ``token`` query parameter is a bearer credential
+    (valid for minutes, but logs live longer).
     """
 
     PATTERN = re.compile(r"(token=)[^&\s\"']+")
@@ -120,14 +116,10 @@ def uvicorn_config(settings: Settings, app: FastAPI | str = APP_FACTORY) -> uvic
         host=settings.host,
         port=settings.port,
         lifespan="on",  # a failing start-up must stop the process, not be ignored
+        # Message size limit, heartbeat and (no) compression come from the
+        # settings there: per-message deflate would cost ~30 KB of zlib state
+        # per connection, for small alerts on mostly idle connections.
         ws=WS_PROTOCOL,
-        # Per-message deflate costs about 30 KB of zlib state per connection;
-        # alerts are small and many connections are idle, so it stays off.
-        ws_per_message_deflate=False,
-        # Larger client messages are refused by the protocol layer with 1009.
-        ws_max_size=settings.max_message_bytes,
-        ws_ping_interval=settings.heartbeat_seconds,
-        ws_ping_timeout=settings.heartbeat_timeout_seconds,
         log_level=settings.log_level,
         # In JSON mode uvicorn keeps its loggers but not its text handlers.
         **({"log_config": None} if settings.log_format == "json" else {}),

@@ -1,74 +1,83 @@
 """One WebSocket connection as the hub sees it: identity, subscriptions,
-a bounded send queue drained by its own writer task, and the state of a
-``since`` replay.
+back-pressure and the state of a ``since`` replay.
 
-Transport-agnostic: the connection writes only through ``Transport``
-(``send_text`` / ``close``), so the ASGI endpoint of today and a different
-server tomorrow plug in the same way.
+Writes are synchronous: a frame goes straight to the socket's transport, so a
+broadcast to thousands of connections is one loop, with no task, queue or
+coroutine per connection (that is what keeps an idle connection small). The
+transport buffers what the kernel does not take at once; when it asks us to
+pause (its buffer passed the high-water mark), frames still go into it but
+are counted, and a client that falls ``max_backlog`` frames behind is cut off
+(close 1013) rather than growing memory without bound.
+
+Transport-agnostic: the connection writes only through ``Transport``, which
+``ws_protocol`` implements on a socket and the tests with a recorder.
 """
 
 from collections import deque
 from typing import Protocol
 
+from websockets.frames import Frame, Opcode
+
 from .auth import Identity
-from .monitoring import Metrics
 from .rate_limit import Rate, TokenBucket
 from .stream_ids import StreamPosition, parse_stream_id
 from .topics import Subscriptions
 
 import asyncio
-import logging
 import time
 import uuid
 
 
-log = logging.getLogger(__name__)
+def text_frame(text: str) -> bytes:
+    """``text`` as one complete WebSocket text frame, ready for the wire.
 
-# How long a close handshake may take before we give up on a peer.
-CLOSE_TIMEOUT_SECONDS = 5.0
-
-# A queued frame: its text, and the XADD time in ms for alerts (None for
-# replies), so the writer can measure publish -> write latency.
-QueueItem = tuple[str, int | None]
+    Server frames are not masked and the sidecar negotiates no extension
+    (no compression), so the same bytes are valid on every connection: a
+    broadcast encodes them once and writes that one object everywhere.
+    """
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
 
 
 class Transport(Protocol):
-    """What the hub needs from a WebSocket implementation."""
+    """What the hub needs from a WebSocket implementation. Nothing here waits."""
 
-    async def send_text(self, data: str) -> None:
-        """Write one text frame; may wait for the socket to drain; raises when the peer is gone."""
+    def write_frame(self, frame: bytes) -> None:
+        """Write one complete frame (from ``text_frame``); ignored once closing."""
 
-    async def close(self, code: int, reason: str = "") -> None:
-        """Start the closing handshake with ``code``; a no-op on a closed connection."""
+    def close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake with ``code``; a no-op when closing already."""
 
 
 class Connection:
-    """One authenticated client: identity, subscriptions, send queue and writer.
+    """One authenticated client: identity, subscriptions, back-pressure.
 
-    Created and owned by ``Hub.connect``; callers use the hub's methods.
+    Created and owned by ``Hub.connect``; callers use the hub's methods. The
+    transport reports back-pressure with ``pause`` and ``resume``.
     """
 
     __slots__ = (
-        "id", "identity", "subscriptions", "_transport", "_queue", "_writer",
-        "_metrics", "_on_dead", "_closed", "_space", "expiry", "held", "replayed",
-        "bucket", "strikes",
+        "id", "identity", "subscriptions", "transport", "max_backlog", "backlog", "paused",
+        "_drained", "closed", "expiry", "held", "replayed", "replay", "inbox", "bucket",
+        "strikes",
     )
 
-    def __init__(self, transport: Transport, identity: Identity, queue_size: int,
-                 metrics: Metrics, on_dead, message_rate: Rate):
+    def __init__(self, transport: Transport, identity: Identity, max_backlog: int,
+                 message_rate: Rate):
         self.id = uuid.uuid4().hex
         self.identity = identity
         self.subscriptions = Subscriptions()
-        self._transport = transport
-        self._queue: asyncio.Queue[QueueItem] = asyncio.Queue(maxsize=queue_size)
-        self._metrics = metrics
-        self._on_dead = on_dead
-        self._closed = False
-        self._writer: asyncio.Task | None = None
-        self._space: asyncio.Future | None = None  # awaited by put() while the queue is full
+        self.transport = transport
+        self.max_backlog = max_backlog
+        self.backlog = 0  # frames written since the transport paused us
+        self.paused = False
+        self._drained: asyncio.Future | None = None  # awaited by drained() while paused
+        self.closed = False
         self.expiry: asyncio.TimerHandle | None = None
-        # While a replay runs: live alerts held back, as (stream id, alert, item).
-        self.held: deque[tuple[str, dict, QueueItem]] | None = None
+        # While a replay runs: the task, live alerts held back as (stream id, alert, frame),
+        # and client messages that arrive meanwhile (answered in order afterwards).
+        self.replay: asyncio.Task | None = None
+        self.held: deque[tuple[str, dict, bytes]] | None = None
+        self.inbox: deque[str] | None = None
         # After a replay: (watermark, topics it covered) until live delivery passes the watermark.
         self.replayed: tuple[StreamPosition, Subscriptions] | None = None
         self.bucket = TokenBucket(message_rate, time.monotonic())  # client message rate
@@ -78,43 +87,43 @@ class Connection:
     def principals(self) -> frozenset[str]:
         return self.identity.principals
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
-
-    def offer(self, item: QueueItem) -> bool:
-        """Queue a frame without waiting; False when the queue is full (a slow consumer)."""
-        if self._closed:
+    def send(self, frame: bytes) -> bool:
+        """Write ``frame`` now; False when the client is too far behind (a slow consumer)."""
+        if self.closed:
             return True  # being closed already: nothing to count twice
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            return False
+        if self.paused:
+            if self.backlog >= self.max_backlog:
+                return False
+            self.backlog += 1
+        self.transport.write_frame(frame)
         return True
 
-    async def put(self, item: QueueItem) -> bool:
-        """Queue a frame, waiting while the queue is half full; False once the connection closes.
+    def pause(self) -> None:
+        """The transport's buffer is full: count what is written from now on."""
+        self.paused = True
 
-        For replays: they go at the pace the client reads instead of cutting
-        it off, and leave half the queue free, so live alerts arriving right
-        after a replay do not find it full.
+    def resume(self) -> None:
+        """The transport's buffer drained: the client is keeping up again."""
+        self.paused = False
+        self.backlog = 0
+        self._wake()
+
+    async def drained(self) -> bool:
+        """Wait until the transport is not paused; False once the connection closes.
+
+        Replays write at the pace the client reads instead of counting as a
+        backlog, so a long history never cuts a client off.
         """
-        queue = self._queue
-        while not self._closed:
-            if queue.qsize() < max(1, queue.maxsize // 2):
-                queue.put_nowait(item)
-                return True
-            self._space = asyncio.get_running_loop().create_future()
-            await self._space
-        return False
+        while self.paused and not self.closed:
+            if self._drained is None:
+                self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
+        return not self.closed
 
-    def _wake_putter(self) -> None:
-        space, self._space = self._space, None
-        if space is not None and not space.done():
-            space.set_result(None)
+    def _wake(self) -> None:
+        waiter, self._drained = self._drained, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def already_replayed(self, stream_id: str, topic: str, segments: tuple[str, ...]) -> bool:
         """Whether the last replay sent this live alert already.
@@ -130,56 +139,19 @@ class Connection:
             return False
         return topics.matches(topic, segments)
 
-    async def _write_loop(self) -> None:
-        # The only coroutine that writes to the transport, so frames keep
-        # their order and the transport never sees two concurrent sends.
-        queue, transport, metrics = self._queue, self._transport, self._metrics
-        try:
-            while True:
-                text, published_ms = await queue.get()
-                if self._space is not None:
-                    self._wake_putter()
-                await transport.send_text(text)
-                if published_ms is not None:
-                    metrics.observe_delivery(published_ms)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # The peer went away mid-write. Stop queueing for it at once; the
-            # endpoint sees the disconnect and finishes the cleanup.
-            log.debug("connection %s: write failed: %r", self.id, exc)
-            self.begin_close()  # nothing will drain the queue any more
-            self._on_dead(self)
-
-    def begin_close(self) -> bool:
-        """Mark the connection as closing, synchronously; False if it already was.
+    def close(self, code: int, reason: str = "") -> bool:
+        """Stop sending and close the transport with ``code``; False if closed already.
 
         From then on frames offered to it are dropped silently, so a client
         cut off as a slow consumer is counted once, not once per frame.
         """
-        if self._closed:
+        if self.closed:
             return False
-        self._closed = True
+        self.closed = True
         if self.expiry is not None:
             self.expiry.cancel()
-        self._wake_putter()
+        if self.replay is not None:
+            self.replay.cancel()
+        self._wake()
+        self.transport.close(code, reason)
         return True
-
-    async def close(self, code: int, reason: str = "") -> None:
-        """Stop writing and close the transport with ``code``; idempotent."""
-        if self.begin_close():
-            await self.finish_close(code, reason)
-
-    async def finish_close(self, code: int, reason: str) -> None:
-        """The asynchronous half of ``close``, after ``begin_close`` returned True."""
-        writer = self._writer
-        if writer is not None and writer is not asyncio.current_task():
-            writer.cancel()
-            # asyncio.wait, not `await writer`: the writer's CancelledError is
-            # expected, while our own cancellation must still propagate.
-            await asyncio.wait([writer])
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
-                await self._transport.close(code, reason)
-        except Exception as exc:  # closed already, or a peer that never drains
-            log.debug("connection %s: close(%s) failed: %r", self.id, code, exc)

@@ -63,7 +63,7 @@ class Metrics:
         )
         self.broadcast_latency = Histogram(
             "eduhub_alerts_broadcast_latency_seconds",
-            "Time from XADD (the stream id's timestamp) to the WebSocket write.",
+            "Time from XADD (the stream id's timestamp) to the last WebSocket write of its broadcast.",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -117,16 +117,22 @@ class Metrics:
         # Bound once: the hot path then skips the label lookup per frame.
         self.websocket_sent = self.sent.labels(channel=WEBSOCKET)
 
-    def observe_delivery(self, published_ms: int, now: float | None = None) -> None:
-        """Count one alert written to a WebSocket, published at ``published_ms``.
+    def observe_broadcast(self, published_ms: int | None, sent: int,
+                          now: float | None = None) -> None:
+        """Count ``sent`` WebSocket writes of one alert, published at ``published_ms``.
 
+        One latency observation per broadcast, taken when the last frame has
+        been written: the time the slowest recipient waited on the sidecar.
         ``published_ms`` is the millisecond part of the stream id, i.e. when
         Redis accepted the XADD; clocks of Redis and sidecar may differ slightly,
         so a negative difference counts as zero.
         """
-        now = time.time() if now is None else now
-        self.websocket_sent.inc()
-        self.broadcast_latency.observe(max(0.0, now - published_ms / 1000))
+        if not sent:
+            return
+        self.websocket_sent.inc(sent)
+        if published_ms is not None:
+            now = time.time() if now is None else now
+            self.broadcast_latency.observe(max(0.0, now - published_ms / 1000))
 
     def failure(self, channel: str, reason: str) -> None:
         """Count one alert not delivered on ``channel`` for ``reason``."""

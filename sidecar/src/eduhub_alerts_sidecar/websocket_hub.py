@@ -1,18 +1,21 @@
 """The WebSocket hub: who is connected, what each may see and wants, and fan-out.
 
 Connections (``connection.py``) are reached only through a ``Transport``, so
-the hub does not depend on the ASGI server; topic matching is in ``topics.py``.
+the hub does not depend on the server (``ws_protocol.py`` is the one that
+serves it); topic matching is in ``topics.py``.
 
 Design for fan-out to many connections (thousands of connections per process):
 
-- each alert frame is encoded once per broadcast and the same ``str`` object
-  is queued for every recipient;
+- each alert is encoded once per broadcast, down to the WebSocket frame, and
+  the same ``bytes`` object is written to every recipient;
 - an index principal -> connections means a broadcast only looks at
   connections whose token principals intersect the alert's audience;
 - topic patterns are compiled once, when subscribed;
-- every connection has a bounded queue drained by its own writer task, so a
-  slow client never blocks a broadcast; when its queue is full it is cut off
-  (close 1013) instead of growing memory without bound.
+- nothing in the hub waits: a broadcast writes to each socket's transport at
+  once, so a slow client never blocks it; a client whose transport stays
+  paused for ``send_queue_size`` frames is cut off (close 1013) instead of
+  growing memory without bound. Only replays (``subscribe`` with ``since``)
+  are tasks, and they wait for the client to read.
 
 History (``subscribe`` with ``since``): while a connection's replay reads the
 stream, live alerts for it are held back; the replay remembers up to where
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .auth import AuthError, Identity
-from .connection import Connection, QueueItem, Transport
+from .connection import Connection, Transport, text_frame
 from .history import StreamHistory
 from .models import (
     Ping,
@@ -63,6 +66,7 @@ log = logging.getLogger(__name__)
 # "try again later" and "going away".
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
+CLOSE_SERVICE_RESTART = 1012
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
@@ -116,7 +120,6 @@ class Hub:
         self.connections: dict[str, Connection] = {}
         self._by_principal: dict[str, set[Connection]] = {}
         self._per_user: dict[str, int] = {}  # sub -> open connections
-        self._background: set[asyncio.Task] = set()
 
     # registration
 
@@ -131,13 +134,11 @@ class Hub:
         if open_for_user >= self.limits.max_connections_per_user:
             self.metrics.rate_limited.labels(scope="connections").inc()
             raise TooManyConnections(identity.sub)
-        conn = Connection(transport, identity, self.send_queue_size, self.metrics,
-                          self._unregister, self.limits.message_rate)
+        conn = Connection(transport, identity, self.send_queue_size, self.limits.message_rate)
         self.connections[conn.id] = conn
         self._per_user[identity.sub] = open_for_user + 1
         self._index(conn)
         self.metrics.websocket_connections.inc()
-        conn.start()
         self._send(conn, welcome_frame(conn.id, identity.sub, self.heartbeat_seconds))
         self._arm_expiry(conn)
         return conn
@@ -163,7 +164,7 @@ class Hub:
                     del self._by_principal[principal]
 
     def _unregister(self, conn: Connection) -> None:
-        # Idempotent: called on write failure, drop, disconnect and shutdown.
+        # Idempotent: called on drop, disconnect and shutdown.
         if self.connections.pop(conn.id, None) is None:
             return
         sub = conn.identity.sub
@@ -175,12 +176,10 @@ class Hub:
         self._unindex(conn)
         self.metrics.websocket_connections.dec()
 
-    async def disconnect(
-        self, conn: Connection, code: int = CLOSE_NORMAL, reason: str = ""
-    ) -> None:
-        """Forget ``conn`` and close it with ``code`` (a no-op if closed already)."""
+    def disconnect(self, conn: Connection) -> None:
+        """The connection has ended (its socket is closed): forget it."""
         self._unregister(conn)
-        await conn.close(code, reason)
+        conn.close(CLOSE_GOING_AWAY)  # stops a replay, cancels the expiry timer
 
     def peer_gone(self, conn: Connection, code: int | None) -> None:
         """The client's side of ``conn`` ended with ``code``; call before ``disconnect``.
@@ -195,55 +194,54 @@ class Hub:
             self.metrics.dead_peers.inc()
 
     def drop(self, conn: Connection, code: int, reason: str) -> None:
-        """Like ``disconnect`` but callable from synchronous code (timers, broadcast).
+        """Forget ``conn`` and start closing it with ``code`` (a no-op if closed already).
 
-        The connection stops receiving at once; the close handshake runs in
-        the background.
+        The connection receives nothing more; the transport finishes the
+        closing handshake.
         """
         self._unregister(conn)
-        if not conn.begin_close():
-            return
-        task = asyncio.get_running_loop().create_task(conn.finish_close(code, reason))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        conn.close(code, reason)
 
-    async def close_all(
-        self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down"
-    ) -> None:
-        """Close every connection (shutdown)."""
-        conns = list(self.connections.values())
-        for conn in conns:
-            self._unregister(conn)
-        await asyncio.gather(*(conn.close(code, reason) for conn in conns))
-        if self._background:
-            await asyncio.wait(list(self._background))
+    def close_all(self, code: int = CLOSE_SERVICE_RESTART, reason: str = "service restart") -> None:
+        """Close every connection (shutdown); clients reconnect and resume with ``since``."""
+        for conn in list(self.connections.values()):
+            self.drop(conn, code, reason)
 
     # client messages
 
     def _send(self, conn: Connection, frame: dict) -> None:
-        if not conn.offer((encode_frame(frame), None)):
+        if not conn.send(text_frame(encode_frame(frame))):
             self._slow_consumer(conn)
 
     def _slow_consumer(self, conn: Connection) -> None:
-        log.info("connection %s (%s): send queue full, closing", conn.id, conn.identity.sub)
+        log.info("connection %s (%s): not reading, closing", conn.id, conn.identity.sub)
         self.metrics.failure(WEBSOCKET, "slow_consumer")
         self.drop(conn, CLOSE_TRY_AGAIN_LATER, "try again later")
 
-    async def handle_text(self, conn: Connection, text: str) -> None:
-        """Act on one client text frame and queue the answer.
+    def handle_text(self, conn: Connection, text: str) -> None:
+        """Act on one client text frame and send the answer.
 
         Malformed or unknown messages are answered with an ``error`` frame; the
-        connection stays open.
+        connection stays open. While a replay runs, messages wait for it, so
+        answers keep the order of the questions.
         """
         if not self._admit(conn):
             return
+        if conn.replay is not None:
+            if conn.inbox is None:
+                conn.inbox = deque()
+            conn.inbox.append(text)
+            return
+        self._dispatch(conn, text)
+
+    def _dispatch(self, conn: Connection, text: str) -> None:
         try:
             message = parse_client_message(text)
         except ProtocolError as exc:
             self._send(conn, error_frame(exc.code, exc.message))
             return
         if isinstance(message, Subscribe):
-            await self._subscribe(conn, message)
+            self._subscribe(conn, message)
         elif isinstance(message, Refresh):
             self._refresh(conn, message.token)
         elif isinstance(message, Unsubscribe):
@@ -275,7 +273,7 @@ class Hub:
             ))
         return False
 
-    async def _subscribe(self, conn: Connection, message: Subscribe) -> None:
+    def _subscribe(self, conn: Connection, message: Subscribe) -> None:
         new = {topic for topic in message.topics if topic not in conn.subscriptions}
         limit = self.limits.max_subscriptions
         if len(conn.subscriptions) + len(new) > limit:
@@ -285,22 +283,41 @@ class Hub:
                 f"(subscribed to {len(conn.subscriptions)}, asked for {len(new)} more)",
             ))
             return
+        conn.subscriptions.add(message.topics)
         if message.since is None:
-            conn.subscriptions.add(message.topics)
             self._send(conn, subscribed_frame(conn.subscriptions.topics()))
             return
         # Hold live alerts back from now on: the replay goes first.
         conn.held = deque()
-        conn.subscriptions.add(message.topics)
         covered = Subscriptions()
         covered.add(message.topics)
-        since = parse_stream_id(message.since)
-        recovered, last = await self._replay(conn, since, covered)
-        conn.replayed = (max(since, last), covered)
-        reply = subscribed_frame(conn.subscriptions.topics(), recovered=recovered)
-        if await conn.put((encode_frame(reply), None)):
-            await self._release_held(conn)
-        conn.held = None
+        conn.replay = asyncio.get_running_loop().create_task(
+            self._replay_then_go_live(conn, parse_stream_id(message.since), covered),
+            name=f"ws-replay-{conn.id}",
+        )
+
+    async def _replay_then_go_live(
+        self, conn: Connection, since: StreamPosition, covered: Subscriptions
+    ) -> None:
+        try:
+            recovered, last = await self._replay(conn, since, covered)
+            conn.replayed = (max(since, last), covered)
+            reply = subscribed_frame(conn.subscriptions.topics(), recovered=recovered)
+            if await self._put(conn, text_frame(encode_frame(reply))):
+                await self._release_held(conn)
+        finally:
+            # No await from here on: the next broadcast already goes out live,
+            # which keeps stream order across the seam.
+            conn.held = None
+            conn.replay = None
+        inbox = conn.inbox
+        while inbox and conn.replay is None and not conn.closed:
+            self._dispatch(conn, inbox.popleft())
+
+    @staticmethod
+    async def _put(conn: Connection, frame: bytes) -> bool:
+        """Send ``frame`` once the client has read what it had; False once it closed."""
+        return await conn.drained() and conn.send(frame)
 
     async def _replay(
         self, conn: Connection, since: StreamPosition, covered: Subscriptions
@@ -317,11 +334,12 @@ class Hub:
                 for stream_id, alert in page.alerts:
                     if not self._replayable(conn, alert, covered):
                         continue
-                    if not await conn.put((encode_frame(alert_frame(stream_id, alert)), None)):
+                    if not await self._put(conn, text_frame(encode_frame(
+                            alert_frame(stream_id, alert)))):
                         return False, last
                     self.metrics.replayed.inc()
                 last = page.last or last
-        except Exception as exc:
+        except Exception as exc:  # not CancelledError: a closed connection stops here
             log.warning("connection %s: replay after %s failed: %r", conn.id, since, exc)
             return False, last
         return complete, last
@@ -336,17 +354,18 @@ class Hub:
         )
 
     async def _release_held(self, conn: Connection) -> None:
-        # Broadcasts keep appending while we wait for queue space, so drain
-        # until the deque is empty; the caller then ends holding without an
-        # await in between, which keeps stream order across the seam.
+        # Broadcasts keep appending while we wait for the client to read, so
+        # drain until the deque is empty; the caller then ends holding without
+        # an await in between, which keeps stream order across the seam.
         held = conn.held
         while held:
-            stream_id, alert, item = held.popleft()
+            stream_id, alert, frame = held.popleft()
             topic = alert["topic"]
             if conn.already_replayed(stream_id, topic, tuple(topic.split("."))):
                 continue
-            if not await conn.put(item):
+            if not await self._put(conn, frame):
                 return
+            self.metrics.websocket_sent.inc()
 
     def _refresh(self, conn: Connection, token: str) -> None:
         """Replace the identity with a fresh token's for the same user.
@@ -398,29 +417,31 @@ class Hub:
         ]
 
     def broadcast(self, stream_id: str, alert: dict) -> int:
-        """Queue ``alert`` (valid, read at ``stream_id``) for every recipient.
+        """Send ``alert`` (valid, read at ``stream_id``) to every recipient.
 
-        Never waits: returns the number of connections it was queued for.
-        Connections whose queue is full are closed with 1013.
+        Never waits: returns the number of connections it was written (or,
+        during their replay, held) for. Clients too far behind are closed
+        with 1013. The latency metric is observed once, when the last
+        recipient's frame has been written.
         """
         recipients = self.recipients(stream_id, alert["audience"], alert["topic"])
         if not recipients:
             return 0
-        frame = encode_frame(alert_frame(stream_id, alert))
-        item: QueueItem = (frame, stream_timestamp_ms(stream_id))
-        queued = 0
+        frame = text_frame(encode_frame(alert_frame(stream_id, alert)))
+        sent = held = 0
         for conn in recipients:
             if conn.held is not None:
                 # A replay is running: keep the alert for after it, within the same bound.
                 if len(conn.held) < self.send_queue_size:
-                    conn.held.append((stream_id, alert, item))
-                    queued += 1
+                    conn.held.append((stream_id, alert, frame))
+                    held += 1
                     continue
-            elif conn.offer(item):
-                queued += 1
+            elif conn.send(frame):
+                sent += 1
                 continue
             self._slow_consumer(conn)
-        return queued
+        self.metrics.observe_broadcast(stream_timestamp_ms(stream_id), sent)
+        return sent + held
 
 
 def stream_timestamp_ms(stream_id: str) -> int | None:

@@ -1,0 +1,306 @@
+"""The ``/ws`` endpoint: a uvicorn WebSocket protocol that talks to the hub
+directly, without ASGI in between.
+
+uvicorn parses the HTTP request and, for a WebSocket upgrade, hands the
+socket to the protocol class it was configured with (``cli.WS_PROTOCOL``);
+everything else stays ASGI (FastAPI). The WebSocket protocol itself
+(handshake, framing, close handshake, limits) is the ``websockets`` library's
+sans-I/O ``ServerProtocol``; this module only wires its events to the hub.
+
+Why not an ASGI endpoint: there, every connection is a task running the
+app's middleware stack plus a receive loop, about 40 KiB per idle
+connection measured here. This protocol is event-driven: an idle connection
+is this object, the ``websockets`` state machine, the hub's ``Connection``
+and one timer, and a broadcast writes the same frame bytes to each socket's
+transport in one loop.
+"""
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from .auth import AuthError
+from .connection import Connection
+from .settings import Settings
+from .websocket_hub import (
+    CLOSE_FORBIDDEN_ORIGIN,
+    CLOSE_SERVICE_RESTART,
+    CLOSE_TOO_MANY,
+    CLOSE_UNAUTHORIZED,
+    Hub,
+    TooManyConnections,
+)
+
+import asyncio
+import logging
+
+
+log = logging.getLogger(__name__)
+
+# Where the app's lifespan leaves the endpoint for the protocol (uvicorn passes
+# the lifespan state to every protocol it creates).
+ENDPOINT_STATE_KEY = "eduhub_websocket_endpoint"
+BEARER_PREFIX = "bearer."
+# How long a closing handshake may take before the socket is closed anyway.
+CLOSE_TIMEOUT_SECONDS = 5.0
+CLOSE_INVALID_DATA = 1007  # RFC 6455: a text frame that is not UTF-8
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketEndpoint:
+    """What the protocol needs from the app: the hub and the settings."""
+
+    hub: Hub
+    settings: Settings
+    path: str = "/ws"
+
+
+def offered_token(request: Request) -> str | None:
+    """The token from the ``token`` query parameter or a ``bearer.<token>`` subprotocol.
+
+    Browsers cannot set headers on a WebSocket, hence these two carriers.
+    """
+    _, _, query = request.path.partition("?")
+    tokens = parse_qs(query).get("token")
+    if tokens and tokens[0]:
+        return tokens[0]
+    for subprotocol in offered_subprotocols(request):
+        if subprotocol.startswith(BEARER_PREFIX):
+            return subprotocol[len(BEARER_PREFIX):]
+    return None
+
+
+def offered_subprotocols(request: Request) -> list[str]:
+    return [
+        value.strip()
+        for header in request.headers.get_all("Sec-WebSocket-Protocol")
+        for value in header.split(",")
+        if value.strip()
+    ]
+
+
+def chosen_subprotocol(offered: list[str]) -> str | None:
+    """The subprotocol to accept with: browsers fail the handshake unless the
+    server echoes one they offered. Prefer one that is not the token."""
+    for subprotocol in offered:
+        if not subprotocol.startswith(BEARER_PREFIX):
+            return subprotocol
+    return offered[0] if offered else None
+
+
+class AlertsServerProtocol(ServerProtocol):
+    """``websockets``' server state machine with our subprotocol choice."""
+
+    def select_subprotocol(self, subprotocols):
+        return chosen_subprotocol(list(subprotocols))
+
+
+class AlertsWebSocketProtocol(asyncio.Protocol):
+    """One WebSocket connection on a socket, handed over by uvicorn.
+
+    Implements ``connection.Transport`` for the hub. The one timer is the
+    heartbeat (ping, then the pong deadline) and, once closing, the deadline
+    of the closing handshake.
+    """
+
+    __slots__ = (
+        "_endpoint", "_server_connections", "_ws", "_transport", "_conn", "_fragments",
+        "_timer", "_awaiting_pong",
+    )
+
+    def __init__(self, config, server_state, app_state: dict, _loop=None):
+        # The signature uvicorn creates WebSocket protocols with.
+        self._endpoint: WebSocketEndpoint | None = app_state.get(ENDPOINT_STATE_KEY)
+        self._server_connections = server_state.connections  # uvicorn shuts these down
+        max_size = (self._endpoint.settings.max_message_bytes if self._endpoint
+                    else config.ws_max_size)
+        self._ws = AlertsServerProtocol(max_size=max_size)
+        self._transport: asyncio.Transport | None = None
+        self._conn: Connection | None = None
+        self._fragments: list | None = None  # [opcode, data, ...] of a fragmented message
+        self._timer: asyncio.TimerHandle | None = None
+        self._awaiting_pong = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._server_connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        ws = self._ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if isinstance(event, Request):
+                self._handshake(event)
+            else:
+                self._frame(event)
+        if ws.handshake_exc is not None and ws.state is State.CONNECTING:
+            self._refuse(400, "Failed to open a WebSocket connection: invalid request.\n")
+        self._flush()
+
+    def eof_received(self) -> None:
+        self._ws.receive_eof()
+        self._flush()
+
+    def pause_writing(self) -> None:
+        if self._conn is not None:
+            self._conn.pause()
+
+    def resume_writing(self) -> None:
+        if self._conn is not None:
+            self._conn.resume()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server_connections.discard(self)
+        self._cancel_timer()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            ws = self._ws
+            close = ws.close_rcvd or ws.close_sent
+            hub = self._endpoint.hub
+            hub.peer_gone(conn, close.code if close is not None else 1006)
+            hub.disconnect(conn)
+
+    def shutdown(self) -> None:
+        """uvicorn is stopping: tell the client to come back (1012)."""
+        if self._conn is not None:
+            self._endpoint.hub.drop(self._conn, CLOSE_SERVICE_RESTART, "service restart")
+        elif self._ws.state is State.OPEN:
+            self.close(CLOSE_SERVICE_RESTART, "service restart")
+        else:
+            self._transport.close()
+
+    # connection.Transport
+
+    def write_frame(self, frame: bytes) -> None:
+        if self._ws.state is State.OPEN:
+            self._transport.write(frame)
+
+    def close(self, code: int, reason: str = "") -> None:
+        ws = self._ws
+        if ws.state is not State.OPEN:
+            return
+        ws.send_close(code, reason)
+        self._flush()
+        self._cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(
+            CLOSE_TIMEOUT_SECONDS, self._transport.abort)
+
+    # the handshake
+
+    def _handshake(self, request: Request) -> None:
+        endpoint, ws = self._endpoint, self._ws
+        path = request.path.partition("?")[0]
+        if endpoint is None:
+            self._refuse(503, "The sidecar is not started.\n")
+            return
+        if path != endpoint.path:
+            self._refuse(404, "Not Found\n")
+            return
+        response = ws.accept(request)
+        ws.send_response(response)
+        self._flush()
+        if response.status_code != 101:
+            return  # a malformed handshake: websockets answered it (400) and ends the connection
+        # Refusals come after the handshake, as close codes: a browser never
+        # sees the HTTP status of a failed handshake, but it sees these.
+        origin = request.headers.get("Origin")
+        if not endpoint.settings.origin_allowed(origin):
+            log.info("websocket refused: origin %r not allowed", origin)
+            self.close(CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
+            return
+        hub = endpoint.hub
+        try:
+            identity = hub.verify_token(offered_token(request))
+        except AuthError as exc:
+            log.info("websocket refused: %s", exc.reason)
+            self.close(CLOSE_UNAUTHORIZED, f"unauthorized: {exc.reason}")
+            return
+        try:
+            self._conn = hub.connect(self, identity)
+        except TooManyConnections:
+            log.info("websocket refused: %s has too many connections", identity.sub)
+            self.close(CLOSE_TOO_MANY, "too many connections")
+            return
+        log.debug("websocket accepted: %s as connection %s", identity.sub, self._conn.id)
+        self._schedule_ping(endpoint.settings.heartbeat_seconds)
+
+    def _refuse(self, status: int, text: str) -> None:
+        self._ws.send_response(self._ws.reject(status, text))
+
+    # frames
+
+    def _frame(self, frame: Frame) -> None:
+        conn = self._conn
+        opcode = frame.opcode
+        if opcode is Opcode.PONG:
+            self._awaiting_pong = False
+            return
+        if conn is None or opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            return  # websockets answers PING and CLOSE itself; a refused client is ignored
+        if opcode is Opcode.CONT:
+            # websockets checks that a continuation follows a first fragment.
+            self._fragments.append(frame.data)
+            if not frame.fin:
+                return
+            opcode, *parts = self._fragments
+            data, self._fragments = b"".join(parts), None
+        elif not frame.fin:
+            self._fragments = [opcode, frame.data]
+            return
+        else:
+            data = frame.data
+        hub = self._endpoint.hub
+        if opcode is Opcode.BINARY:
+            hub.handle_binary(conn)
+            return
+        try:
+            text = bytes(data).decode()
+        except UnicodeDecodeError:
+            hub.drop(conn, CLOSE_INVALID_DATA, "text frames must be UTF-8")
+            return
+        hub.handle_text(conn, text)
+
+    # heartbeat
+
+    def _schedule_ping(self, delay: float) -> None:
+        if self._endpoint.settings.heartbeat_seconds > 0:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._ping)
+
+    def _ping(self) -> None:
+        if self._ws.state is not State.OPEN:
+            return
+        self._awaiting_pong = True
+        self._ws.send_ping(b"")
+        self._flush()
+        timeout = self._endpoint.settings.heartbeat_timeout_seconds
+        self._timer = asyncio.get_running_loop().call_later(timeout, self._pong_due)
+
+    def _pong_due(self) -> None:
+        if self._awaiting_pong:
+            # A dead peer would not answer a close frame either: drop the socket.
+            self._transport.abort()
+            return
+        settings = self._endpoint.settings
+        self._schedule_ping(max(0.0, settings.heartbeat_seconds - settings.heartbeat_timeout_seconds))
+
+    # plumbing
+
+    def _flush(self) -> None:
+        """Write what the state machine has to send; an empty chunk means "end the TCP connection"."""
+        transport = self._transport
+        for data in self._ws.data_to_send():
+            if data:
+                transport.write(data)
+            else:
+                transport.close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
