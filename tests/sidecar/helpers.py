@@ -10,6 +10,7 @@ from eduhub_alerts_sidecar.settings import Settings
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 import asyncio
 import httpx
@@ -119,3 +120,81 @@ async def subscribed_client(ws: ClientConnection, topics: list[str]) -> dict:
     reply = await recv_json(ws)
     assert reply["type"] == "subscribed", reply
     return welcome
+
+
+UPGRADE_HEADERS = (
+    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+class RawPeer:
+    """A WebSocket client made by hand on a TCP stream, for what a well-behaved
+    client library never does: stop reading, never answer pings or the close
+    handshake, break the protocol, hang up without a close frame."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, sidecar: Sidecar, path: str = "/ws", headers: str = UPGRADE_HEADERS,
+                      receive_buffer: int | None = None) -> tuple["RawPeer", bytes]:
+        """Send a GET for ``path`` with ``headers``; returns the peer and the response head.
+
+        ``receive_buffer`` shrinks the socket's receive buffer, so a peer that
+        stops reading backs up into the server's transport sooner.
+        """
+        host, port = sidecar.base_url.removeprefix("http://").split(":")
+        sock = socket.socket()
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{headers}\r\n".encode())
+        async with asyncio.timeout(RECV_TIMEOUT):
+            head = await reader.readuntil(b"\r\n\r\n")
+        return cls(reader, writer), head
+
+    @classmethod
+    async def open(cls, sidecar: Sidecar, token: str, extra_headers: str = "",
+                   receive_buffer: int | None = None) -> "RawPeer":
+        """A peer past the handshake on ``/ws`` (the 101 is checked)."""
+        peer, head = await cls.connect(sidecar, f"/ws?{urlencode({'token': token})}",
+                                       UPGRADE_HEADERS + extra_headers, receive_buffer)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return peer
+
+    async def read_frame(self, timeout: float = RECV_TIMEOUT) -> tuple[Opcode, bytes]:
+        """The next frame from the server (servers never mask): opcode and payload."""
+        async with asyncio.timeout(timeout):
+            first, second = await self.reader.readexactly(2)
+            length = second & 0x7F
+            if length == 126:
+                length = int.from_bytes(await self.reader.readexactly(2))
+            elif length == 127:
+                length = int.from_bytes(await self.reader.readexactly(8))
+            return Opcode(first & 0x0F), await self.reader.readexactly(length)
+
+    async def read_json(self) -> dict:
+        opcode, payload = await self.read_frame()
+        assert opcode is Opcode.TEXT, (opcode, payload)
+        return json.loads(payload)
+
+    def send_frame(self, opcode: Opcode, data: bytes, fin: bool = True) -> None:
+        self.writer.write(Frame(opcode, data, fin).serialize(mask=True))
+
+    def send_json(self, message: dict) -> None:
+        self.send_frame(Opcode.TEXT, json.dumps(message).encode())
+
+    async def until_hung_up(self, timeout: float = RECV_TIMEOUT) -> bytes:
+        """Read until the server ends the TCP connection; what arrived meanwhile."""
+        received = bytearray()
+        async with asyncio.timeout(timeout):
+            while chunk := await self.reader.read(65536):
+                received += chunk
+        return bytes(received)
+
+    def close(self) -> None:
+        self.writer.close()

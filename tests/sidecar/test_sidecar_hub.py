@@ -4,7 +4,12 @@ stopped reading is a paused connection, as its socket's transport reports it."""
 
 from eduhub_alerts_sidecar.monitoring import Metrics
 from eduhub_alerts_sidecar.rate_limit import Rate
-from eduhub_alerts_sidecar.topics import Subscriptions, compile_topic_pattern, topic_matches
+from eduhub_alerts_sidecar.topics import (
+    Subscriptions,
+    TopicIndex,
+    compile_topic_pattern,
+    topic_matches,
+)
 from eduhub_alerts_sidecar.websocket_hub import Hub, HubLimits, stream_timestamp_ms
 
 from tests.sidecar.fakes import FakeTransport, alert, connected, identity
@@ -73,6 +78,33 @@ def test_subscriptions_match_exact_and_wildcard_patterns():
     assert not subs.matches("content.added", ("content", "added"))
     subs.remove(["workflow.*"])
     assert not subs.matches("workflow.publish", ("workflow", "publish"))
+
+
+def test_topic_index_finds_members_of_every_matching_pattern_once():
+    index = TopicIndex()
+    index.add("workflow.publish", "jane")
+    index.add("workflow.*", "jane")
+    index.add("workflow.*", "bob")
+    index.add("*.publish", "ida")
+    index.add("content.added", "max")
+    assert index.interested("workflow.publish", ("workflow", "publish")) == {"jane", "bob", "ida"}
+    assert index.interested("workflow.retract", ("workflow", "retract")) == {"jane", "bob"}
+    assert index.interested("content.added", ("content", "added")) == {"max"}
+    assert not index.interested("manual", ("manual",))
+
+
+def test_topic_index_forgets_a_pattern_when_its_last_member_leaves():
+    index = TopicIndex()
+    index.add("workflow.*", "jane")
+    index.add("workflow.*", "bob")
+    index.add("manual", "jane")
+    index.discard("workflow.*", "jane")
+    assert index.interested("workflow.publish", ("workflow", "publish")) == {"bob"}
+    index.discard("workflow.*", "bob")
+    index.discard("manual", "jane")
+    index.discard("never.subscribed", "jane")  # ignored
+    assert len(index) == 0
+    assert not index.interested("workflow.publish", ("workflow", "publish"))
 
 
 def test_stream_timestamp_is_the_millisecond_part_of_the_stream_id():
@@ -162,6 +194,24 @@ async def test_disconnected_connection_is_forgotten(hub, metrics):
     assert conn.id not in hub.connections
     assert metrics.registry.get_sample_value("eduhub_websocket_connections") == 0
     assert hub.broadcast("1-0", alert()) == 0
+    assert len(hub._by_topic) == 0  # nothing left behind to grow memory or slow fan-out
+
+
+async def test_unsubscribe_stops_delivery_of_that_pattern_only(hub):
+    transport = FakeTransport()
+    conn = await connected(hub, transport, ["workflow.*", "content.*"])
+    hub.handle_text(conn, json.dumps({"type": "unsubscribe", "topics": ["workflow.*"]}))
+    assert (await transport.next_json()) == {"type": "unsubscribed", "topics": ["content.*"]}
+    assert hub.broadcast("1-0", alert(topic="workflow.publish")) == 0
+    assert hub.broadcast("2-0", alert(topic="content.added")) == 1
+
+
+async def test_a_closed_connection_cannot_subscribe_again(hub):
+    transport = FakeTransport()
+    conn = await connected(hub, transport)
+    hub.disconnect(conn)
+    hub.handle_text(conn, json.dumps({"type": "subscribe", "topics": ["workflow.*"]}))
+    assert len(hub._by_topic) == 0
 
 
 async def test_expired_identity_is_closed_with_4401(hub):

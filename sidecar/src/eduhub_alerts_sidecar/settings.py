@@ -197,10 +197,9 @@ class Settings(BaseSettings):
     send_queue_size: int = Field(
         256,
         ge=1,
-        description="EDUHUB_SEND_QUEUE_SIZE: frames buffered per connection for a client that "
-        "reads slower than alerts arrive; when full the connection is closed with 1013. Frames "
-        "are shared between connections, so a slot costs one pointer, not one copy. "
-        "Default 256.",
+        description="EDUHUB_SEND_QUEUE_SIZE: frames a client may fall behind by once its "
+        "socket's write buffer is full (64 KiB); one more and the connection is closed with "
+        "1013. A slow client costs at most this many frames of memory. Default 256.",
     )
     ws_max_subscriptions: int = Field(
         100,

@@ -8,9 +8,11 @@ Design for fan-out to many connections (thousands of connections per process):
 
 - each alert is encoded once per broadcast, down to the WebSocket frame, and
   the same ``bytes`` object is written to every recipient;
-- an index principal -> connections means a broadcast only looks at
-  connections whose token principals intersect the alert's audience;
-- topic patterns are compiled once, when subscribed;
+- recipients are the intersection of two precomputed sets: connections
+  whose token principals meet the alert's audience (an index principal ->
+  connections) and connections subscribed to a pattern that matches its
+  topic (an index pattern -> connections, ``topics.TopicIndex``); both are
+  kept up to date on connect, subscribe, refresh and disconnect;
 - nothing in the hub waits: a broadcast writes to each socket's transport at
   once, so a slow client never blocks it; a client whose transport stays
   paused for ``send_queue_size`` frames is cut off (close 1013) instead of
@@ -53,7 +55,7 @@ from .models import (
 from .monitoring import WEBSOCKET, Metrics
 from .rate_limit import Rate
 from .stream_ids import StreamPosition, parse_stream_id
-from .topics import Subscriptions
+from .topics import Subscriptions, TopicIndex
 
 import asyncio
 import logging
@@ -119,6 +121,7 @@ class Hub:
         self.verify_token = verify_token if verify_token is not None else refuse_every_token
         self.connections: dict[str, Connection] = {}
         self._by_principal: dict[str, set[Connection]] = {}
+        self._by_topic = TopicIndex()
         self._per_user: dict[str, int] = {}  # sub -> open connections
 
     # registration
@@ -174,6 +177,8 @@ class Hub:
         else:
             del self._per_user[sub]
         self._unindex(conn)
+        for pattern in conn.subscriptions.topics():
+            self._by_topic.discard(pattern, conn)
         self.metrics.websocket_connections.dec()
 
     def disconnect(self, conn: Connection) -> None:
@@ -225,8 +230,8 @@ class Hub:
         connection stays open. While a replay runs, messages wait for it, so
         answers keep the order of the questions.
         """
-        if not self._admit(conn):
-            return
+        if conn.closed or not self._admit(conn):
+            return  # a closed connection is unregistered: nothing may index it again
         if conn.replay is not None:
             if conn.inbox is None:
                 conn.inbox = deque()
@@ -245,7 +250,8 @@ class Hub:
         elif isinstance(message, Refresh):
             self._refresh(conn, message.token)
         elif isinstance(message, Unsubscribe):
-            conn.subscriptions.remove(message.topics)
+            for pattern in conn.subscriptions.remove(message.topics):
+                self._by_topic.discard(pattern, conn)
             self._send(conn, unsubscribed_frame(conn.subscriptions.topics()))
         else:
             assert isinstance(message, Ping)  # the last of CLIENT_MESSAGE_TYPES
@@ -283,7 +289,8 @@ class Hub:
                 f"(subscribed to {len(conn.subscriptions)}, asked for {len(new)} more)",
             ))
             return
-        conn.subscriptions.add(message.topics)
+        for pattern in conn.subscriptions.add(message.topics):
+            self._by_topic.add(pattern, conn)
         if message.since is None:
             self._send(conn, subscribed_frame(conn.subscriptions.topics()))
             return
@@ -401,19 +408,19 @@ class Hub:
     def recipients(self, stream_id: str, audience: Iterable[str], topic: str) -> list[Connection]:
         """Connections allowed to see (audience) and interested in (topic) an alert,
         except those a replay has sent it to already."""
-        candidates: set[Connection] = set()
-        for principal in audience:
-            members = self._by_principal.get(principal)
-            if members:
-                candidates.update(members)
-        if not candidates:
-            return []
         segments = tuple(topic.split("."))
+        interested = self._by_topic.interested(topic, segments)
+        if not interested:
+            return []
+        by_principal = self._by_principal
+        allowed = [by_principal[p] for p in audience if p in by_principal]
+        if not allowed:
+            return []
+        visible = allowed[0] if len(allowed) == 1 else set().union(*allowed)
         return [
-            conn for conn in candidates
-            if conn.subscriptions.matches(topic, segments)
+            conn for conn in visible & interested
             # Inline None check: the hot path skips the call for almost everyone.
-            and (conn.replayed is None or not conn.already_replayed(stream_id, topic, segments))
+            if conn.replayed is None or not conn.already_replayed(stream_id, topic, segments)
         ]
 
     def broadcast(self, stream_id: str, alert: dict) -> int:

@@ -139,8 +139,7 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
                 self._handshake(event)
             else:
                 self._frame(event)
-        if ws.handshake_exc is not None and ws.state is State.CONNECTING:
-            self._refuse(400, "Failed to open a WebSocket connection: invalid request.\n")
+        # A request websockets cannot parse it has answered itself (400, 414, 431).
         self._flush()
 
     def eof_received(self) -> None:
@@ -170,9 +169,7 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
         """uvicorn is stopping: tell the client to come back (1012)."""
         if self._conn is not None:
             self._endpoint.hub.drop(self._conn, CLOSE_SERVICE_RESTART, "service restart")
-        elif self._ws.state is State.OPEN:
-            self.close(CLOSE_SERVICE_RESTART, "service restart")
-        else:
+        else:  # refused and closing, or still in the handshake: nothing to wait for
             self._transport.close()
 
     # connection.Transport
@@ -269,8 +266,7 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
     # heartbeat
 
     def _schedule_ping(self, delay: float) -> None:
-        if self._endpoint.settings.heartbeat_seconds > 0:
-            self._timer = asyncio.get_running_loop().call_later(delay, self._ping)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._ping)
 
     def _ping(self) -> None:
         if self._ws.state is not State.OPEN:
@@ -287,12 +283,15 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
             self._transport.abort()
             return
         settings = self._endpoint.settings
-        self._schedule_ping(max(0.0, settings.heartbeat_seconds - settings.heartbeat_timeout_seconds))
+        # Pings stay heartbeat_seconds apart, however long the pong took.
+        self._schedule_ping(
+            max(0.0, settings.heartbeat_seconds - settings.heartbeat_timeout_seconds))
 
     # plumbing
 
     def _flush(self) -> None:
-        """Write what the state machine has to send; an empty chunk means "end the TCP connection"."""
+        """Write what the state machine has to send; an empty chunk means
+        "end the TCP connection"."""
         transport = self._transport
         for data in self._ws.data_to_send():
             if data:
