@@ -5,7 +5,8 @@ reading, clients that break off, and a server shutting down."""
 from contextlib import nullcontext
 
 from eduhub_alerts_sidecar import ws_protocol
-from eduhub_alerts_sidecar.cli import WS_PROTOCOL
+from eduhub_alerts_sidecar.app import create_app
+from eduhub_alerts_sidecar.ws_protocol import WS_PROTOCOL
 from fastapi import FastAPI
 from websockets.frames import Close, Opcode
 
@@ -104,6 +105,29 @@ async def test_websocket_protocol_without_the_sidecar_app_answers_503(make_setti
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_app_served_without_the_websocket_protocol_closes_with_1011_and_says_why(
+    make_settings, make_token, caplog
+):
+    # What `uvicorn eduhub_alerts_sidecar.app:create_app --factory` would run:
+    # uvicorn's own WebSocket implementation in front of the app.
+    sock = listening_socket()
+    settings = make_settings()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    server.capture_signals = nullcontext
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        plain = Sidecar(settings, f"http://127.0.0.1:{sock.getsockname()[1]}")
+        for _ in range(2):
+            async with open_ws(plain, make_token()) as ws:
+                assert await close_of(ws) == (1011, "server misconfigured: see the sidecar's log")
+    finally:
+        server.should_exit = True
+        await serving
+    told = [r.getMessage() for r in caplog.records if "WebSocket protocol" in r.getMessage()]
+    assert len(told) == 1  # once, not once per connection
+    assert WS_PROTOCOL in told[0] and "eduhub-alerts-sidecar" in told[0]
 
 
 # --- frames -------------------------------------------------------------------

@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from .settings import Settings
+from .ws_protocol import WS_PROTOCOL
 
 from datetime import datetime
 from datetime import timezone
@@ -19,10 +20,6 @@ import uvicorn
 
 
 APP_FACTORY = "eduhub_alerts_sidecar.app:create_app"
-
-# /ws is served by our own uvicorn WebSocket protocol, which hands frames
-# to the hub without ASGI in between (see ws_protocol.py for why).
-WS_PROTOCOL = "eduhub_alerts_sidecar.ws_protocol:AlertsWebSocketProtocol"
 
 
 class RedactTokens(logging.Filter):
@@ -119,7 +116,7 @@ def uvicorn_config(settings: Settings, app: FastAPI | str = APP_FACTORY) -> uvic
         # Message size limit, heartbeat and (no) compression come from the
         # settings there: per-message deflate would cost ~30 KB of zlib state
         # per connection, for small alerts on mostly idle connections.
-        ws=WS_PROTOCOL,
+        ws=WS_PROTOCOL,  # /ws without ASGI in between (see ws_protocol.py for why)
         log_level=settings.log_level,
         # In JSON mode uvicorn keeps its loggers but not its text handlers.
         **({"log_config": None} if settings.log_format == "json" else {}),

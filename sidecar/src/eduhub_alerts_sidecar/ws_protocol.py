@@ -2,7 +2,7 @@
 directly, without ASGI in between.
 
 uvicorn parses the HTTP request and, for a WebSocket upgrade, hands the
-socket to the protocol class it was configured with (``cli.WS_PROTOCOL``);
+socket to the protocol class it was configured with (``WS_PROTOCOL``);
 everything else stays ASGI (FastAPI). The WebSocket protocol itself
 (handshake, framing, close handshake, limits) is the ``websockets`` library's
 sans-I/O ``ServerProtocol``; this module only wires its events to the hub.
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # Where the app's lifespan leaves the endpoint for the protocol (uvicorn passes
 # the lifespan state to every protocol it creates).
 ENDPOINT_STATE_KEY = "eduhub_websocket_endpoint"
+# What uvicorn is given as its ``ws`` protocol (``cli.uvicorn_config``).
+WS_PROTOCOL = f"{__name__}:AlertsWebSocketProtocol"
 BEARER_PREFIX = "bearer."
 # How long a closing handshake may take before the socket is closed anyway.
 CLOSE_TIMEOUT_SECONDS = 5.0
