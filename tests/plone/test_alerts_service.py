@@ -5,6 +5,7 @@ from plone.app.testing import SITE_OWNER_NAME
 from plone.app.testing import SITE_OWNER_PASSWORD
 
 import pytest
+import time
 import transaction
 
 
@@ -25,16 +26,25 @@ def editor(request_factory):
 
 @pytest.fixture
 def alerts(site, committed, set_record, redis_client):
-    """A private page, submitted (editors see it), and a published one (everyone)."""
+    """A private page, submitted (editors see it), and a published one (everyone),
+    in that order and with different ``created_at`` (the ``since`` filter
+    compares them)."""
     set_record("alert_events", {"workflow"})
 
-    def make():
+    def submit():
         private = api.content.create(container=site, type="Document", id="minutes")
         api.content.transition(private, transition="submit")
+
+    def publish():
         public = api.content.create(container=site, type="Document", id="news")
         api.content.transition(public, transition="publish")
 
-    committed(make)
+    committed(submit)
+    # created_at has millisecond precision: start the second alert in the next one.
+    first_millisecond = time.time_ns() // 1_000_000
+    while time.time_ns() // 1_000_000 == first_millisecond:
+        pass
+    committed(publish)
 
 
 # --- GET ----------------------------------------------------------------------
@@ -49,6 +59,17 @@ def test_list_shows_only_what_the_user_may_see_newest_first(alerts, student, edi
     item = seen_by_editor["items"][0]
     assert item["@id"].endswith(f"/@alerts/{item['id']}")
     assert item["stream_id"]
+
+
+def test_readers_do_not_see_who_else_may_see_an_object_nor_its_slack_routes(
+    alerts, student, manager
+):
+    [read] = student.get("/@alerts").json()["items"]
+    assert read["title"] and "audience" not in read and "routes" not in read
+    assert "audience" not in student.get(f"/@alerts/{read['id']}").json()
+    # Those who may send alerts (and choose audiences and routes) see them whole.
+    for item in manager.get("/@alerts").json()["items"]:
+        assert item["audience"] and "websocket" in item["routes"]
 
 
 def test_list_filters_by_topic_severity_and_since(alerts, editor, stream_alerts):

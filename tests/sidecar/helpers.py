@@ -56,6 +56,12 @@ class RunningSidecar(Sidecar):
             await self.task
 
 
+def as_delivered(alert: dict) -> dict:
+    """What a reader receives of ``alert`` (WebSocket, GET /alerts): everything
+    but who else may see it (``audience``) and where Slack posts it (``routes``)."""
+    return {key: value for key, value in alert.items() if key not in ("audience", "routes")}
+
+
 async def wait_until(condition, timeout: float = RECV_TIMEOUT) -> None:
     """Let the loop run until ``condition()`` holds; fail after ``timeout`` seconds.
 

@@ -3,7 +3,13 @@
 from eduhub_alerts_sidecar.app import create_redis
 from eduhub_alerts_sidecar.publisher import AlertPublisher
 
-from tests.sidecar.helpers import http_client, open_ws, recv_json, subscribed_client
+from tests.sidecar.helpers import (
+    as_delivered,
+    http_client,
+    open_ws,
+    recv_json,
+    subscribed_client,
+)
 
 import json
 import pytest
@@ -45,7 +51,7 @@ async def test_posted_alert_is_appended_and_reaches_websocket_subscribers(
     [(stream_id, fields)] = redis_client.xrange(sidecar.settings.stream_key)
     assert stream_id == body["id"]
     assert json.loads(fields["alert"]) == alert
-    assert frame == {"type": "alert", "id": stream_id, "alert": alert}
+    assert frame == {"type": "alert", "id": stream_id, "alert": as_delivered(alert)}
 
 
 async def test_posted_alert_gets_id_version_and_created_at_when_left_out(
@@ -171,7 +177,8 @@ def jane_history(sidecar, make_alert, publish):
     entries.append((publish(sidecar, fields={"alert": "{broken"}), None))
     alert = make_alert(audience=["user:jane"])
     entries.append((publish(sidecar, alert), alert))
-    visible = [{"id": i, "alert": a} for i, a in entries if a and a["audience"] != ["user:bob"]]
+    visible = [{"id": i, "alert": as_delivered(a)}
+               for i, a in entries if a and a["audience"] != ["user:bob"]]
     return [i for i, _ in entries], visible
 
 

@@ -13,6 +13,7 @@ from eduhub_alerts_sidecar.topics import (
 from eduhub_alerts_sidecar.websocket_hub import Hub, HubLimits, stream_timestamp_ms
 
 from tests.sidecar.fakes import FakeTransport, alert, connected, identity
+from tests.sidecar.helpers import as_delivered
 
 import json
 import pytest
@@ -140,7 +141,7 @@ async def test_alert_frame_is_encoded_once_and_shared_by_all_recipients(hub):
     assert json.loads(await one.next_frame()) == {
         "type": "alert",
         "id": "1700000000000-0",
-        "alert": alert(audience=["Authenticated", "Manager"]),
+        "alert": as_delivered(alert(audience=["Authenticated", "Manager"])),
     }
 
 

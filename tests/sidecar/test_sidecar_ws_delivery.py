@@ -2,6 +2,7 @@
 token principals intersect the alert's audience — real Redis, real sockets."""
 
 from tests.sidecar.helpers import (
+    as_delivered,
     close_of,
     http_client,
     open_ws,
@@ -25,7 +26,20 @@ async def test_subscriber_in_the_audience_receives_the_alert_frame(
         await subscribed_client(ws, ["workflow.publish"])
         stream_id = publish(sidecar, alert)
         frame = await recv_json(ws)
-    assert frame == {"type": "alert", "id": stream_id, "alert": alert}
+    assert frame == {"type": "alert", "id": stream_id, "alert": as_delivered(alert)}
+
+
+async def test_alert_frame_does_not_say_who_else_may_see_the_object_nor_where_slack_posts_it(
+    sidecar, make_token, make_alert, publish
+):
+    alert = make_alert(audience=["user:jane", "user:head-teachers", "Editor"],
+                       routes={"websocket": True, "slack": [{"user": "U0HEAD"}]})
+    async with open_ws(sidecar, make_token(principals=JANE)) as ws:
+        await subscribed_client(ws, ["workflow.publish"])
+        publish(sidecar, alert)
+        raw = await ws.recv()
+    assert json.loads(raw)["alert"]["title"] == alert["title"]
+    assert "head-teachers" not in raw and "U0HEAD" not in raw
 
 
 async def test_alert_frame_is_compact_json(sidecar, make_token, make_alert, publish):

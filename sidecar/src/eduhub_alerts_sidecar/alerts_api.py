@@ -17,6 +17,7 @@ from .history import visible_after, visible_latest
 from .models import (
     InvalidAlert,
     complete_producer_alert,
+    for_readers,
     producer_alert_schema,
     validate_alert,
 )
@@ -39,7 +40,9 @@ router = APIRouter(tags=["alerts"])
 
 class StreamAlert(BaseModel):
     id: str = Field(description="Stream id of the entry; pass it as `since` to resume after it.")
-    alert: dict[str, Any] = Field(description="The alert (schema version 1).")
+    alert: dict[str, Any] = Field(
+        description="The alert (schema version 1) without `audience` and `routes`, "
+        "which say who else may see it and where Slack posts it.")
 
 
 class PublishedAlert(BaseModel):
@@ -221,7 +224,8 @@ async def get_alerts(
         page = await visible_after(history, identity.principals, position, limit=limit,
                                    scan_limit=SCAN_LIMIT)
     return AlertHistory(
-        alerts=[StreamAlert(id=stream_id, alert=alert) for stream_id, alert in page.alerts],
+        alerts=[StreamAlert(id=stream_id, alert=for_readers(alert))
+                for stream_id, alert in page.alerts],
         next=format_stream_id(page.next),
         complete=page.complete,
     )

@@ -292,9 +292,21 @@ def unsubscribed_frame(topics: list[str]) -> dict:
     return {"type": "unsubscribed", "topics": topics}
 
 
+# Fields that say who else may see an object (user and group ids of its
+# local-role holders) and where Slack posts it: the sidecar needs them, the
+# people it delivers to do not.
+DELIVERY_FIELDS = frozenset({"audience", "routes"})
+
+
+def for_readers(alert: Mapping[str, Any]) -> dict:
+    """The alert as a reader receives it: without ``audience`` and ``routes``."""
+    return {key: value for key, value in alert.items() if key not in DELIVERY_FIELDS}
+
+
 def alert_frame(stream_id: str, alert: dict) -> dict:
-    """One alert; ``id`` is its Redis stream id (the position ``since`` resumes from)."""
-    return {"type": "alert", "id": stream_id, "alert": alert}
+    """One alert as readers see it (``for_readers``); ``id`` is its Redis stream id
+    (the position ``since`` resumes from)."""
+    return {"type": "alert", "id": stream_id, "alert": for_readers(alert)}
 
 
 def error_frame(code: str, message: str) -> dict:

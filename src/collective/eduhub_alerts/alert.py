@@ -53,6 +53,17 @@ def validate_alert(alert: dict) -> dict:
     return alert
 
 
+# Who else may see the object (user and group ids of its local-role holders)
+# and where Slack posts it: needed to deliver an alert, not to read it.
+DELIVERY_FIELDS = frozenset({"audience", "routes"})
+
+
+def for_readers(alert: dict) -> dict:
+    """``alert`` as people without the *Send alerts* permission read it:
+    without ``audience`` and ``routes`` (the sidecar sends browsers the same)."""
+    return {key: value for key, value in alert.items() if key not in DELIVERY_FIELDS}
+
+
 def new_alert_id() -> str:
     """32 hex digits: 12 of milliseconds since the epoch, then 20 random.
 

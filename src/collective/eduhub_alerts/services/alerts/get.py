@@ -1,5 +1,8 @@
 """GET @alerts: recent alerts the current user may see, newest first.
-GET @alerts/<id>: one of them."""
+GET @alerts/<id>: one of them.
+
+Users who may send alerts see them whole; everyone else without
+``audience`` and ``routes`` (``alert.for_readers``)."""
 
 from plone import api
 from plone.restapi.batching import HypermediaBatch
@@ -9,11 +12,13 @@ from zExceptions import NotFound
 from zope.interface import implementer
 from zope.publisher.interfaces import IPublishTraverse
 
+from collective.eduhub_alerts.alert import for_readers
 from collective.eduhub_alerts.audience import user_principals
 from collective.eduhub_alerts.history import AlertFilter
 from collective.eduhub_alerts.history import InvalidFilter
 from collective.eduhub_alerts.history import recent_alerts
 from collective.eduhub_alerts.publisher import redis_client
+from collective.eduhub_alerts.tokens import SEND_PERMISSION
 
 import redis
 
@@ -41,6 +46,8 @@ class AlertsGet(Service):
             self.request.response.setStatus(503)
             return {"error": {"type": "ServiceUnavailable",
                               "message": "The alert history (Redis) is unreachable."}}
+        if not api.user.has_permission(SEND_PERMISSION, obj=self.context):
+            alerts = [for_readers(alert) for alert in alerts]
         base = f"{self.context.absolute_url()}/@alerts"
         if self.params:
             return self._one(alerts, base)
