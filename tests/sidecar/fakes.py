@@ -85,24 +85,50 @@ async def connected(hub, transport, topics=(), **who):
 
 
 class FakeHistory:
-    """Serves fixed pages of ``(stream id, alert)``; ``between(n)`` runs before page n > 0.
+    """The alert stream, read the way ``StreamHistory`` reads it: pages of
+    ``page_size`` entries, each taken from what the stream holds when it is read.
 
-    ``fail_at`` makes page n raise, as a Redis error would.
+    Page reads are numbered across the test (0, 1, ...): ``before[n]`` runs
+    just before read n, ``after[n]`` just after it (the page is read but not
+    handed over yet, as when Redis's reply is still on its way), and read n
+    raises when n is in ``fail``, as a Redis error would. ``complete`` is what
+    every page says about trimming.
     """
 
-    def __init__(self, *pages, complete=True, between=None, fail_at=None):
-        self.pages = pages
+    def __init__(self, entries=(), *, page_size=2, complete=True, before=None, after=None,
+                 fail=()):
+        self.entries = list(entries)
+        self.page_size = page_size
         self.complete = complete
-        self.between = between
-        self.fail_at = fail_at
+        self.before = dict(before or {})
+        self.after = dict(after or {})
+        self.fail = set(fail)
+        self.reads = 0
         self.asked_after = []
+
+    def add(self, stream_id, alert):
+        """What XADD does: append an entry (ids only grow)."""
+        assert not self.entries or parse_stream_id(stream_id) > parse_stream_id(
+            self.entries[-1][0])
+        self.entries.append((stream_id, alert))
+
+    def _read(self, after):
+        n, self.reads = self.reads, self.reads + 1
+        if n in self.before:
+            self.before.pop(n)()
+        if n in self.fail:
+            raise ConnectionError("redis went away")
+        page = [(i, a) for i, a in self.entries if parse_stream_id(i) > after][:self.page_size]
+        if n in self.after:
+            self.after.pop(n)()
+        last = parse_stream_id(page[-1][0]) if page else None
+        return HistoryPage(page, last, self.complete, len(page) == self.page_size)
 
     async def pages_after(self, after):
         self.asked_after.append(after)
-        for n, alerts in enumerate(self.pages):
-            if n and self.between is not None:
-                self.between(n)
-            if n == self.fail_at:
-                raise ConnectionError("redis went away")
-            last = parse_stream_id(alerts[-1][0]) if alerts else None
-            yield HistoryPage(list(alerts), last, self.complete, n < len(self.pages) - 1)
+        while True:
+            page = self._read(after)
+            yield page
+            if not page.more:
+                return
+            after = page.last

@@ -4,13 +4,15 @@ of the replay, so "no gap, no duplicate, stream order" is checked for every
 interleaving that matters instead of whatever timing a socket happens to give."""
 
 from eduhub_alerts_sidecar.monitoring import Metrics
-from eduhub_alerts_sidecar.websocket_hub import Hub
+from eduhub_alerts_sidecar.rate_limit import Rate
+from eduhub_alerts_sidecar.websocket_hub import MAX_WAITING_MESSAGES, Hub, HubLimits
 
 from tests.sidecar.fakes import FakeHistory, FakeTransport, alert, connected, identity
 from tests.sidecar.helpers import wait_until
 
 import asyncio
 import json
+import logging
 import pytest
 
 
@@ -27,16 +29,21 @@ def subscribe(topics=("workflow.*",), since="0-0") -> str:
     return json.dumps({"type": "subscribe", "topics": list(topics), "since": since})
 
 
-async def frames_after_subscribe(hub, message, *, topics=(), live=(), **who) -> list[dict]:
-    """Connect (subscribed to ``topics``), send ``message``, broadcast the
-    ``live`` (stream id, alert) pairs, and return every frame that follows,
-    up to the pong of a final ping; then close the hub."""
+def publish(hub, history, stream_id, live_alert):
+    """An alert added to the stream and then read by the hub's live reader."""
+    history.add(stream_id, live_alert)
+    hub.broadcast(stream_id, live_alert)
+
+
+async def frames_after_subscribe(hub, *messages, topics=(), live=(), **who) -> list[dict]:
+    """Connect (subscribed to ``topics``), send ``messages``, broadcast the
+    ``live`` (stream id, alert) pairs once the replays are done, and return
+    every frame that follows, up to the pong of a final ping; then close the hub."""
     transport = FakeTransport()
     conn = await connected(hub, transport, topics, **who)
-    hub.handle_text(conn, message)
-    if conn.replay is not None:  # live alerts come after it, as the stream orders them
-        async with asyncio.timeout(2):
-            await asyncio.wait([conn.replay])
+    for message in messages:
+        hub.handle_text(conn, message)
+    await replays_done(conn)
     for stream_id, live_alert in live:
         hub.broadcast(stream_id, live_alert)
     hub.handle_text(conn, '{"type":"ping"}')
@@ -45,6 +52,12 @@ async def frames_after_subscribe(hub, message, *, topics=(), live=(), **who) -> 
         frames.append(frame)
     hub.close_all()
     return frames
+
+
+async def replays_done(conn) -> None:
+    while conn.replay is not None:  # a queued subscribe may start the next one
+        async with asyncio.timeout(2):
+            await asyncio.wait([conn.replay])
 
 
 def ids(frames) -> list[str]:
@@ -59,19 +72,45 @@ async def test_replayed_alerts_come_first_then_subscribed_with_recovered_then_li
     assert metrics.registry.get_sample_value("eduhub_alerts_replayed_total") == 2
 
 
-async def test_live_alert_during_replay_is_held_and_sent_once_after_it(metrics):
+async def test_live_alerts_during_a_replay_on_its_topics_are_sent_once_by_it_in_order(metrics):
     hub = None
+    history = FakeHistory([("1-0", alert()), ("2-0", alert()), ("3-0", alert())])
 
-    def live_meanwhile(page):
-        hub.broadcast("3-0", alert())  # also on the replay's next page: a duplicate
-        hub.broadcast("4-0", alert())  # after everything the replay reads
-        hub.broadcast("4-1", alert())  # and another one
+    def live_meanwhile():
+        hub.broadcast("3-0", alert())  # a lagging reader: also on the replay's next page
+        publish(hub, history, "4-0", alert())
+        publish(hub, history, "4-1", alert())
 
-    history = FakeHistory([("1-0", alert()), ("2-0", alert())], [("3-0", alert())],
-                          between=live_meanwhile)
+    history.before[1] = live_meanwhile
     hub = make_hub(metrics, history)
     frames = await frames_after_subscribe(hub, subscribe(), live=[("5-0", alert())])
-    assert ids(frames) == ["1-0", "2-0", "3-0", "subscribed", "4-0", "4-1", "5-0"]
+    assert ids(frames) == ["1-0", "2-0", "3-0", "4-0", "4-1", "subscribed", "5-0"]
+
+
+async def test_live_alert_just_after_the_replay_read_its_last_page_is_not_missed(metrics):
+    # Redis answered the last XRANGE before the XADD, but the live reader's
+    # reply was handled first: the replay is told, and reads once more.
+    hub = None
+    history = FakeHistory([("1-0", alert())], page_size=5)
+    history.after[0] = lambda: publish(hub, history, "2-0", alert())
+    hub = make_hub(metrics, history)
+    frames = await frames_after_subscribe(hub, subscribe(), live=[("3-0", alert())])
+    assert ids(frames) == ["1-0", "2-0", "subscribed", "3-0"]
+    assert history.asked_after == [(0, 0), (1, 0)]
+
+
+async def test_a_burst_of_live_alerts_during_a_replay_does_not_cut_the_client_off(metrics):
+    hub = None
+    history = FakeHistory([("1-0", alert()), ("2-0", alert())])
+
+    def burst():
+        for n in range(10, 30):
+            publish(hub, history, f"{n}-0", alert())
+
+    history.before[1] = burst
+    hub = make_hub(metrics, history, send_queue_size=4)  # far fewer than the burst
+    frames = await frames_after_subscribe(hub, subscribe())
+    assert ids(frames) == ["1-0", "2-0", *(f"{n}-0" for n in range(10, 30)), "subscribed"]
 
 
 async def test_live_alerts_up_to_since_are_not_sent_again_by_a_lagging_replica(metrics):
@@ -82,35 +121,50 @@ async def test_live_alerts_up_to_since_are_not_sent_again_by_a_lagging_replica(m
     assert ids(frames) == ["subscribed", "8-0", "9-0"]
 
 
+async def test_replayed_alerts_arriving_late_from_a_lagging_reader_are_not_sent_again(metrics):
+    hub = make_hub(metrics, FakeHistory([("1-0", alert()), ("2-0", alert())]))
+    live = [("1-0", alert()), ("2-0", alert()), ("3-0", alert())]
+    frames = await frames_after_subscribe(hub, subscribe(), live=live)
+    assert ids(frames) == ["1-0", "2-0", "subscribed", "3-0"]
+
+
+async def test_each_replay_of_a_connection_is_remembered_until_live_delivery_passes_it(metrics):
+    history = FakeHistory([("1-0", alert(topic="workflow.publish")),
+                           ("2-0", alert(topic="manual"))])
+    hub = make_hub(metrics, history)
+    # The reader lags behind both replays: everything it offers was sent by one of them.
+    live = [("1-0", alert(topic="workflow.publish")), ("2-0", alert(topic="manual")),
+            ("3-0", alert(topic="manual")), ("3-1", alert(topic="workflow.retract"))]
+    frames = await frames_after_subscribe(
+        hub, subscribe(["workflow.*"]), subscribe(["manual"]), live=live)
+    assert ids(frames) == ["1-0", "subscribed", "2-0", "subscribed", "3-0", "3-1"]
+
+
 async def test_replay_covers_only_the_topics_of_its_own_subscribe(metrics):
     hub = None
-
-    def live_meanwhile(page):
-        hub.broadcast("3-0", alert(topic="manual"))  # for the older subscription: not replayed
-
-    history = FakeHistory(
-        [("1-0", alert(topic="manual")), ("2-0", alert(topic="workflow.publish"))],
-        [("4-0", alert(topic="workflow.retract"))],
-        between=live_meanwhile,
-    )
+    history = FakeHistory([("1-0", alert(topic="manual")), ("2-0", alert(topic="workflow.publish")),
+                           ("3-0", alert(topic="workflow.retract"))])
+    # For the older subscription, not replayed: held until the replay is done.
+    history.before[1] = lambda: publish(hub, history, "4-0", alert(topic="manual"))
     hub = make_hub(metrics, history)
     frames = await frames_after_subscribe(hub, subscribe(["workflow.*"]), topics=["manual"])
-    assert ids(frames) == ["2-0", "4-0", "subscribed", "3-0"]
+    assert ids(frames) == ["2-0", "3-0", "subscribed", "4-0"]
     assert frames[2]["topics"] == ["manual", "workflow.*"]
 
 
 async def test_replay_sends_only_alerts_the_connection_may_see_and_routed_to_websocket(metrics):
     history = FakeHistory([
-        ("1-0", alert(audience=["user:bob"])),
-        ("2-0", alert(routes={"websocket": False})),
-        ("3-0", alert(topic="content.added")),
-        ("4-0", alert(audience=["user:jane"])),
-    ])
+        ("1699999999999-0", alert(audience=["user:jane"])),  # before since
+        ("1700000000001-0", alert(audience=["user:bob"])),
+        ("1700000000002-0", alert(routes={"websocket": False})),
+        ("1700000000003-0", alert(topic="content.added")),
+        ("1700000000004-0", alert(audience=["user:jane"])),
+    ], page_size=10)
     hub = make_hub(metrics, history)
     frames = await frames_after_subscribe(
         hub, subscribe(since="1700000000000"), principals=("user:jane",)
     )
-    assert ids(frames) == ["4-0", "subscribed"]
+    assert ids(frames) == ["1700000000004-0", "subscribed"]
     assert history.asked_after == [(1700000000000, 0)]
 
 
@@ -121,19 +175,28 @@ async def test_trimmed_history_is_answered_with_recovered_false(metrics):
     assert frames[1]["recovered"] is False
 
 
-async def test_failing_history_ends_the_replay_as_not_recovered_and_live_delivery_goes_on(
-    metrics,
-):
+async def test_replay_that_cannot_read_redis_tries_again_and_loses_nothing(metrics, caplog):
+    caplog.set_level(logging.DEBUG, logger="eduhub_alerts_sidecar.websocket_hub")
     hub = None
-
-    def live_meanwhile(page):
-        hub.broadcast("5-0", alert())
-
-    history = FakeHistory([("1-0", alert())], [("2-0", alert())], between=live_meanwhile,
-                          fail_at=1)
+    history = FakeHistory([("1-0", alert()), ("2-0", alert())], page_size=1, fail=[1, 2])
+    history.before[1] = lambda: publish(hub, history, "5-0", alert())  # owed to the replay
     hub = make_hub(metrics, history)
     frames = await frames_after_subscribe(hub, subscribe())
-    assert ids(frames) == ["1-0", "subscribed", "5-0"]
+    assert ids(frames) == ["1-0", "2-0", "5-0", "subscribed"]
+    assert frames[-1]["recovered"] is True  # nothing was trimmed meanwhile
+    assert history.asked_after == [(0, 0), (1, 0), (1, 0)]
+    retries = [r for r in caplog.records if "trying again" in r.getMessage()]
+    assert [r.levelname for r in retries] == ["WARNING", "DEBUG"]  # one warning per replay
+
+
+async def test_live_alert_the_stream_no_longer_holds_ends_the_replay_as_not_recovered(metrics):
+    hub = None
+    history = FakeHistory([("1-0", alert())], page_size=5)
+    # Offered live but trimmed away before the replay could read it.
+    history.after[0] = lambda: hub.broadcast("2-0", alert())
+    hub = make_hub(metrics, history)
+    frames = await frames_after_subscribe(hub, subscribe(), live=[("3-0", alert())])
+    assert ids(frames) == ["1-0", "subscribed", "3-0"]
     assert frames[1]["recovered"] is False
 
 
@@ -168,6 +231,39 @@ async def test_messages_sent_during_a_replay_are_answered_after_it_in_order(metr
     assert [f["type"] for f in frames] == ["alert", "subscribed", "unsubscribed", "pong"]
 
 
+async def test_messages_queued_behind_a_second_replay_wait_for_that_one_too(metrics):
+    history = FakeHistory([("1-0", alert(topic="workflow.publish")),
+                           ("2-0", alert(topic="manual"))])
+    hub = make_hub(metrics, history)
+    transport = FakeTransport()
+    conn = await connected(hub, transport)
+    for message in (subscribe(["workflow.*"]), subscribe(["manual"]), '{"type":"ping"}'):
+        hub.handle_text(conn, message)
+    frames = [await transport.next_json() for _ in range(5)]
+    hub.close_all()
+    assert ids(frames) == ["1-0", "subscribed", "2-0", "subscribed", "pong"]
+
+
+async def test_messages_beyond_those_that_may_wait_for_a_replay_are_refused(metrics):
+    limits = HubLimits(message_rate=Rate(1000.0, 1000))  # only the waiting room limits here
+    hub = Hub(metrics, history=FakeHistory([("1-0", alert())]), limits=limits)
+    transport = FakeTransport()
+    conn = await connected(hub, transport)
+    conn.pause()
+    hub.handle_text(conn, subscribe())
+    for _ in range(MAX_WAITING_MESSAGES + 1):
+        hub.handle_text(conn, '{"type":"ping"}')
+    refused = await transport.next_json()  # at once: it is not waiting
+    assert refused["type"] == "error" and refused["code"] == "rate_limited"
+    assert f"at most {MAX_WAITING_MESSAGES} messages may wait" in refused["message"]
+    conn.resume()
+    frames = [await transport.next_json() for _ in range(2 + MAX_WAITING_MESSAGES)]
+    hub.close_all()
+    assert [f["type"] for f in frames] == ["alert", "subscribed"] + ["pong"] * MAX_WAITING_MESSAGES
+    assert metrics.registry.get_sample_value(
+        "eduhub_alerts_rate_limited_total", {"scope": "websocket"}) == 1
+
+
 async def test_closing_a_connection_ends_its_replay(metrics):
     hub = make_hub(metrics, FakeHistory([(f"{n}-0", alert()) for n in range(1, 11)]),
                    send_queue_size=4)
@@ -187,15 +283,16 @@ async def test_closing_a_connection_ends_its_replay(metrics):
 
 async def test_live_alerts_overflowing_the_hold_cut_the_client_off_with_1013(metrics):
     hub = None
+    history = FakeHistory([("1-0", alert()), ("2-0", alert())], page_size=1)
 
-    def flood(page):
+    def flood():  # on the older subscription's topic, which the replay does not send
         for n in range(10, 15):
-            hub.broadcast(f"{n}-0", alert())
+            publish(hub, history, f"{n}-0", alert(topic="manual"))
 
-    hub = make_hub(metrics, FakeHistory([("1-0", alert())], [("2-0", alert())], between=flood),
-                   send_queue_size=4)
+    history.before[1] = flood
+    hub = make_hub(metrics, history, send_queue_size=4)
     transport = FakeTransport()
-    conn = await connected(hub, transport)
+    conn = await connected(hub, transport, ["manual"])
     hub.handle_text(conn, subscribe())
     assert await transport.wait_closed() == (1013, "try again later")
     assert metrics.registry.get_sample_value(
@@ -204,22 +301,49 @@ async def test_live_alerts_overflowing_the_hold_cut_the_client_off_with_1013(met
     hub.close_all()
 
 
-async def test_closing_a_connection_while_held_alerts_are_released_stops_the_release(metrics):
+async def test_live_alerts_while_the_replay_answer_waits_for_the_client_follow_it_once(metrics):
     hub = None
-
-    def live_meanwhile(page):
-        for n in range(3):
-            hub.broadcast(f"{n + 5}-0", alert())
-
-    hub = make_hub(metrics, FakeHistory([], [], between=live_meanwhile), send_queue_size=4)
+    history = FakeHistory([("1-0", alert())])
     conn = None
 
-    def stop_reading_after_subscribed(text):
-        if '"subscribed"' in text:
+    def stop_reading_after_the_replayed_alert(text):
+        if '"1-0"' in text:
             conn.pause()
 
-    transport = FakeTransport(on_write=stop_reading_after_subscribed)
+    transport = FakeTransport(on_write=stop_reading_after_the_replayed_alert)
+    hub = make_hub(metrics, history)
     conn = hub.connect(transport, identity())
+    hub.handle_text(conn, subscribe())
+    await wait_until(lambda: conn._drained is not None)  # `subscribed` waits for the client
+    hub.broadcast("1-0", alert())  # a lagging reader: the replay sent it
+    publish(hub, history, "2-0", alert())  # after what the replay read: held
+    publish(hub, history, "3-0", alert())
+    conn.resume()
+    frames = [await transport.next_json() for _ in range(5)]
+    hub.handle_text(conn, '{"type":"ping"}')
+    assert await transport.next_json() == {"type": "pong"}  # and nothing else came
+    hub.close_all()
+    assert ids(frames[1:]) == ["1-0", "subscribed", "2-0", "3-0"]
+
+
+async def test_closing_a_connection_while_held_alerts_are_released_stops_the_release(metrics):
+    hub = None
+    history = FakeHistory([])
+
+    def live_meanwhile():
+        for n in range(3):
+            publish(hub, history, f"{n + 5}-0", alert(topic="manual"))
+
+    history.before[0] = live_meanwhile
+    hub = make_hub(metrics, history, send_queue_size=4)
+    conn = None
+
+    def stop_reading_after_the_replay_answer(text):
+        if '"recovered"' in text:
+            conn.pause()
+
+    transport = FakeTransport(on_write=stop_reading_after_the_replay_answer)
+    conn = await connected(hub, transport, ["manual"])
     hub.handle_text(conn, subscribe())
     replay = conn.replay
     # The release waits for the client with the first of the three held
@@ -230,4 +354,4 @@ async def test_closing_a_connection_while_held_alerts_are_released_stops_the_rel
     async with asyncio.timeout(2):
         await asyncio.wait([replay])
     assert conn.held is None
-    assert transport.frames.qsize() == 2  # welcome, subscribed
+    assert transport.frames.qsize() == 1  # subscribed (the replay's answer)

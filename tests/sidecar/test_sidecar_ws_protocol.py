@@ -8,7 +8,7 @@ from eduhub_alerts_sidecar import ws_protocol
 from eduhub_alerts_sidecar.app import create_app
 from eduhub_alerts_sidecar.ws_protocol import WS_PROTOCOL
 from fastapi import FastAPI
-from websockets.frames import Close, Opcode
+from websockets.frames import Close, Frame, Opcode
 
 from tests.sidecar.helpers import (
     UPGRADE_HEADERS,
@@ -23,6 +23,8 @@ from tests.sidecar.helpers import (
 )
 
 import asyncio
+import logging
+import pytest
 import uvicorn
 
 
@@ -140,6 +142,19 @@ async def test_fragmented_text_message_is_reassembled(sidecar, make_token):
         assert await recv_json(ws) == {"type": "pong"}
 
 
+async def test_message_in_many_empty_fragments_is_reassembled(sidecar, make_token):
+    peer = await RawPeer.open(sidecar, make_token())
+    try:
+        assert (await peer.read_json())["type"] == "welcome"
+        peer.send_frame(Opcode.TEXT, b'{"type":', fin=False)
+        for _ in range(1000):  # cost the server nothing but time
+            peer.send_frame(Opcode.CONT, b"", fin=False)
+        peer.send_frame(Opcode.CONT, b'"ping"}')
+        assert await peer.read_json() == {"type": "pong"}
+    finally:
+        peer.close()
+
+
 async def test_fragmented_binary_message_gets_one_error(sidecar, make_token):
     async with open_ws(sidecar, make_token()) as ws:
         await recv_json(ws)
@@ -176,6 +191,89 @@ async def test_peer_hanging_up_without_a_close_frame_is_forgotten_and_counted(
     peer.close()
     assert sidecar.metric("eduhub_websocket_dead_peers_total") == 1
     assert sidecar.metric("eduhub_websocket_connections") == 0
+
+
+def never_pausing(sidecar):
+    """The only connection's socket transport, made to buffer without limit:
+    a client that stops reading then leaves unsent data behind without the
+    transport ever pausing (as with large kernel buffers)."""
+    transport = only_connection(sidecar).transport._transport
+    transport.set_write_buffer_limits(high=2**30)
+    return transport
+
+
+@pytest.mark.parametrize(("how", "dead_peer"), [
+    ("close frame", 0),
+    ("message over the size limit", 0),  # websockets fails it with 1009
+    ("end of stream", 1),
+])
+async def test_peer_that_ends_while_data_waits_for_it_is_forgotten_in_time(
+    start_sidecar, make_token, monkeypatch, how, dead_peer
+):
+    monkeypatch.setattr(ws_protocol, "CLOSE_TIMEOUT_SECONDS", 0.2)
+    sidecar = await start_sidecar(max_message_bytes=1024)
+    hub = sidecar.app.state.hub
+    peer = await subscribed_peer(sidecar, make_token(), receive_buffer=4096)
+    try:
+        transport = never_pausing(sidecar)
+        Publisher(sidecar).publish_until(lambda: transport.get_write_buffer_size() > 0)
+        if how == "close frame":
+            peer.send_frame(Opcode.CLOSE, Close(1000, "bye").serialize())
+        elif how == "message over the size limit":
+            peer.send_frame(Opcode.TEXT, b"x" * 2048)
+        else:
+            peer.writer.write_eof()
+        # The peer reads nothing more: the connection must end all the same.
+        await wait_until(lambda: not hub.connections)
+        assert sidecar.metric("eduhub_websocket_connections") == 0
+        assert sidecar.metric("eduhub_websocket_dead_peers_total") == dead_peer
+        await sidecar.stop()  # nothing left for the shutdown to wait for
+    finally:
+        peer.close()
+
+
+async def test_close_frame_without_a_code_is_not_counted_as_a_dead_peer(sidecar, make_token):
+    hub = sidecar.app.state.hub
+    peer = await RawPeer.open(sidecar, make_token())
+    try:
+        assert (await peer.read_json())["type"] == "welcome"
+        peer.send_frame(Opcode.CLOSE, b"")  # 1005: no status, but a proper close
+        opcode, _ = await peer.read_frame()
+        assert opcode is Opcode.CLOSE
+        await wait_until(lambda: not hub.connections)
+        assert sidecar.metric("eduhub_websocket_dead_peers_total") == 0
+    finally:
+        peer.close()
+
+
+async def test_ping_flood_from_a_peer_that_does_not_read_is_not_buffered(
+    sidecar, make_token
+):
+    peer = await RawPeer.open(sidecar, make_token(), receive_buffer=4096)
+    try:
+        assert (await peer.read_json())["type"] == "welcome"
+        transport = only_connection(sidecar).transport._transport
+        ping = Frame(Opcode.PING, b"p" * 125).serialize(mask=True)
+        peer.writer.write(ping * 130_000)  # 17 MB, more than every socket buffer holds
+        # The server answers pings until its buffer toward the peer is full,
+        # then stops reading: the rest stays with the peer, not in the server.
+        await wait_until(lambda: not transport.is_reading())
+        assert transport.get_write_buffer_size() < 1_000_000
+        assert peer.writer.transport.get_write_buffer_size() > 1_000_000
+    finally:
+        peer.writer.transport.abort()  # a close would wait to send the rest first
+
+
+async def test_websockets_per_connection_chatter_is_logged_at_debug_only(
+    sidecar, make_token, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    async with open_ws(sidecar, make_token()) as ws:
+        await recv_json(ws)
+    await wait_until(lambda: not sidecar.app.state.hub.connections)
+    chatter = [r for r in caplog.records if r.name.endswith(".websockets")]
+    assert "connection open" in {r.getMessage() for r in chatter}
+    assert {r.levelname for r in chatter} == {"DEBUG"}
 
 
 async def test_peer_that_ignores_the_closing_handshake_is_cut_after_the_timeout(

@@ -1,5 +1,5 @@
 """One WebSocket connection as the hub sees it: identity, subscriptions,
-back-pressure and the state of a ``since`` replay.
+back-pressure and what its ``since`` replays send.
 
 Writes are synchronous: a frame goes straight to the socket's transport, so a
 broadcast to thousands of connections is one loop, with no task, queue or
@@ -48,6 +48,35 @@ class Transport(Protocol):
         """Start the closing handshake with ``code``; a no-op when closing already."""
 
 
+class ReplayMark:
+    """What one ``since`` replay sends: the alerts on ``topics`` up to ``upto``.
+
+    ``upto`` starts at ``since`` (the client has what came before) and moves
+    on as the replay reads the stream. While it is still ``reading``, the
+    replay also sends every live alert on ``topics`` that arrives meanwhile:
+    the connection notes the newest as ``owed`` and the replay reads at least
+    that far, so such alerts need not be held back, however many come.
+    """
+
+    __slots__ = ("upto", "topics", "reading", "owed")
+
+    def __init__(self, since: StreamPosition, topics: Subscriptions):
+        self.upto = since
+        self.topics = topics
+        self.reading = True
+        self.owed = since
+
+    def covers(self, position: StreamPosition, topic: str, segments: tuple[str, ...]) -> bool:
+        """Whether the replay sends (or sent) the alert at ``position`` on ``topic``."""
+        if not self.topics.matches(topic, segments):
+            return False
+        if self.reading:
+            if position > self.owed:
+                self.owed = position
+            return True
+        return position <= self.upto
+
+
 class Connection:
     """One authenticated client: identity, subscriptions, back-pressure.
 
@@ -57,7 +86,7 @@ class Connection:
 
     __slots__ = (
         "id", "identity", "subscriptions", "transport", "max_backlog", "backlog", "paused",
-        "_drained", "closed", "expiry", "held", "replayed", "replay", "inbox", "bucket",
+        "_drained", "closed", "expiry", "held", "marks", "replay", "inbox", "bucket",
         "strikes",
     )
 
@@ -73,13 +102,15 @@ class Connection:
         self._drained: asyncio.Future | None = None  # awaited by drained() while paused
         self.closed = False
         self.expiry: asyncio.TimerHandle | None = None
-        # While a replay runs: the task, live alerts held back as (stream id, alert, frame),
-        # and client messages that arrive meanwhile (answered in order afterwards).
+        # While a replay runs: the task, live alerts it does not send, held back
+        # as (stream id, alert, frame), and client messages that arrive
+        # meanwhile (answered in order afterwards).
         self.replay: asyncio.Task | None = None
         self.held: deque[tuple[str, dict, bytes]] | None = None
         self.inbox: deque[str] | None = None
-        # After a replay: (watermark, topics it covered) until live delivery passes the watermark.
-        self.replayed: tuple[StreamPosition, Subscriptions] | None = None
+        # The running replay's mark (last) and those of earlier ones that live
+        # delivery has not passed yet; None when there are none.
+        self.marks: list[ReplayMark] | None = None
         self.bucket = TokenBucket(message_rate, time.monotonic())  # client message rate
         self.strikes = 0  # client messages refused in a row
 
@@ -125,19 +156,24 @@ class Connection:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def already_replayed(self, stream_id: str, topic: str, segments: tuple[str, ...]) -> bool:
-        """Whether the last replay sent this live alert already.
+    def replay_covers(self, stream_id: str, topic: str, segments: tuple[str, ...]) -> bool:
+        """Whether a replay sends (or sent) this live alert, so live delivery must not.
 
-        Live alerts arrive in stream order, so once one is past the watermark
-        the replay is forgotten.
+        Once no replay runs, the marks are final; live alerts arrive in stream
+        order, so a mark this alert is past covers nothing any more and is
+        forgotten.
         """
-        if self.replayed is None:
-            return False
-        watermark, topics = self.replayed
-        if parse_stream_id(stream_id) > watermark:
-            self.replayed = None
-            return False
-        return topics.matches(topic, segments)
+        position = parse_stream_id(stream_id)
+        marks = self.marks
+        if self.replay is None:
+            marks = [mark for mark in marks if position <= mark.upto]
+            self.marks = marks or None
+        # Every mark is asked, not just until one covers: a running replay
+        # must learn what it owes.
+        covered = False
+        for mark in marks:
+            covered = mark.covers(position, topic, segments) or covered
+        return covered
 
     def close(self, code: int, reason: str = "") -> bool:
         """Stop sending and close the transport with ``code``; False if closed already.

@@ -19,11 +19,14 @@ Design for fan-out to many connections (thousands of connections per process):
   growing memory without bound. Only replays (``subscribe`` with ``since``)
   are tasks, and they wait for the client to read.
 
-History (``subscribe`` with ``since``): while a connection's replay reads the
-stream, live alerts for it are held back; the replay remembers up to where
-it read (the watermark) and which topics it covered, so a live alert it
-already sent is not sent again, whether it was held or arrives later (a
-replica whose reader lags behind the replay).
+History (``subscribe`` with ``since``): a replay reads the stream from
+``since`` to its end and leaves a mark (``connection.ReplayMark``): which
+topics it covers, and up to where. Live alerts on those topics are left to
+the replay while it reads (it reads at least as far as the newest of them),
+and are not sent again afterwards when they arrive late (a replica whose
+reader lags behind the replay); live alerts on the connection's other topics
+are held back until the replay ends. So nothing is missed or sent twice at
+the seam, and nothing but alerts the replay does not send is held.
 """
 
 from collections import deque
@@ -32,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .auth import AuthError, Identity
-from .connection import Connection, Transport, text_frame
+from .connection import Connection, ReplayMark, Transport, text_frame
 from .history import StreamHistory
 from .models import (
     Ping,
@@ -54,7 +57,7 @@ from .models import (
 )
 from .monitoring import WEBSOCKET, Metrics
 from .rate_limit import Rate
-from .stream_ids import StreamPosition, parse_stream_id
+from .stream_ids import format_stream_id, parse_stream_id
 from .topics import Subscriptions, TopicIndex
 
 import asyncio
@@ -74,8 +77,14 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TOO_MANY = 4429  # like HTTP 429: back off, then try again
 
-# Disconnect codes meaning the client sent no close frame (RFC 6455 7.1.5).
-NO_CLOSE_FRAME = frozenset({1005, 1006})
+# The connection ended with no close frame from either side (RFC 6455 7.1.5).
+CLOSE_ABNORMAL = 1006
+# Client messages that may wait for a running replay; more are refused like
+# messages over the rate limit (a client that sends them is not reading).
+MAX_WAITING_MESSAGES = 16
+# A replay that cannot read Redis tries again after this, doubling up to the maximum.
+REPLAY_RETRY_SECONDS = 0.25
+REPLAY_RETRY_MAX_SECONDS = 5.0
 
 
 # --- limits -----------------------------------------------------------------
@@ -186,14 +195,14 @@ class Hub:
         self._unregister(conn)
         conn.close(CLOSE_GOING_AWAY)  # stops a replay, cancels the expiry timer
 
-    def peer_gone(self, conn: Connection, code: int | None) -> None:
+    def peer_gone(self, conn: Connection, code: int) -> None:
         """The client's side of ``conn`` ended with ``code``; call before ``disconnect``.
 
-        1005/1006 mean no close frame came: the server dropped a peer that
-        missed a heartbeat pong, or the TCP connection broke. Counted as a
-        dead peer unless the server was closing the connection itself.
+        1006 means no close frame came: the server dropped a peer that missed
+        a heartbeat pong, or the TCP connection broke. Counted as a dead peer
+        unless the server was closing the connection itself.
         """
-        if code in NO_CLOSE_FRAME and not conn.closed:
+        if code == CLOSE_ABNORMAL and not conn.closed:
             log.info("connection %s (%s): peer gone without closing (%s)",
                      conn.id, conn.identity.sub, code)
             self.metrics.dead_peers.inc()
@@ -227,14 +236,13 @@ class Hub:
         """Act on one client text frame and send the answer.
 
         Malformed or unknown messages are answered with an ``error`` frame; the
-        connection stays open. While a replay runs, messages wait for it, so
-        answers keep the order of the questions.
+        connection stays open. While a replay runs, up to
+        ``MAX_WAITING_MESSAGES`` messages wait for it, so answers keep the
+        order of the questions.
         """
         if conn.closed or not self._admit(conn):
             return  # a closed connection is unregistered: nothing may index it again
         if conn.replay is not None:
-            if conn.inbox is None:
-                conn.inbox = deque()
             conn.inbox.append(text)
             return
         self._dispatch(conn, text)
@@ -264,19 +272,23 @@ class Hub:
         ``rate_limit_strikes`` refusals in a row the connection is closed
         with 4429 instead.
         """
-        if conn.bucket.take(time.monotonic()):
-            conn.strikes = 0
-            return True
+        if not conn.bucket.take(time.monotonic()):
+            rate = self.limits.message_rate
+            return self._refuse(
+                conn, f"at most {rate.per_second:g} messages per second (bursts of {rate.burst})")
+        if conn.inbox is not None and len(conn.inbox) >= MAX_WAITING_MESSAGES:
+            return self._refuse(
+                conn, f"at most {MAX_WAITING_MESSAGES} messages may wait while history is replayed")
+        conn.strikes = 0
+        return True
+
+    def _refuse(self, conn: Connection, why: str) -> bool:
         self.metrics.rate_limited.labels(scope=WEBSOCKET).inc()
         conn.strikes += 1
         if conn.strikes > self.limits.rate_limit_strikes:
             self.drop(conn, CLOSE_TOO_MANY, "rate limited")
         else:
-            rate = self.limits.message_rate
-            self._send(conn, error_frame(
-                "rate_limited",
-                f"at most {rate.per_second:g} messages per second (bursts of {rate.burst})",
-            ))
+            self._send(conn, error_frame("rate_limited", why))
         return False
 
     def _subscribe(self, conn: Connection, message: Subscribe) -> None:
@@ -294,21 +306,20 @@ class Hub:
         if message.since is None:
             self._send(conn, subscribed_frame(conn.subscriptions.topics()))
             return
-        # Hold live alerts back from now on: the replay goes first.
-        conn.held = deque()
+        # From now on the replay sends the live alerts on these topics, and
+        # live alerts on the others are held until it is done.
         covered = Subscriptions()
         covered.add(message.topics)
+        mark = ReplayMark(parse_stream_id(message.since), covered)
+        conn.marks = [*(conn.marks or ()), mark]
+        conn.held = deque()
+        conn.inbox = deque()
         conn.replay = asyncio.get_running_loop().create_task(
-            self._replay_then_go_live(conn, parse_stream_id(message.since), covered),
-            name=f"ws-replay-{conn.id}",
-        )
+            self._replay_then_go_live(conn, mark), name=f"ws-replay-{conn.id}")
 
-    async def _replay_then_go_live(
-        self, conn: Connection, since: StreamPosition, covered: Subscriptions
-    ) -> None:
+    async def _replay_then_go_live(self, conn: Connection, mark: ReplayMark) -> None:
         try:
-            recovered, last = await self._replay(conn, since, covered)
-            conn.replayed = (max(since, last), covered)
+            recovered = await self._replay(conn, mark)
             reply = subscribed_frame(conn.subscriptions.topics(), recovered=recovered)
             if await self._put(conn, text_frame(encode_frame(reply))):
                 await self._release_held(conn)
@@ -317,39 +328,65 @@ class Hub:
             # which keeps stream order across the seam.
             conn.held = None
             conn.replay = None
-        inbox = conn.inbox
+        inbox, conn.inbox = conn.inbox, None
         while inbox and conn.replay is None and not conn.closed:
             self._dispatch(conn, inbox.popleft())
+        if inbox:  # a message in it started another replay: the rest waits for that one
+            conn.inbox.extendleft(reversed(inbox))
 
     @staticmethod
     async def _put(conn: Connection, frame: bytes) -> bool:
         """Send ``frame`` once the client has read what it had; False once it closed."""
         return await conn.drained() and conn.send(frame)
 
-    async def _replay(
-        self, conn: Connection, since: StreamPosition, covered: Subscriptions
-    ) -> tuple[bool, StreamPosition]:
-        """Send ``conn`` the alerts after ``since`` it may see and that match ``covered``.
+    async def _replay(self, conn: Connection, mark: ReplayMark) -> bool:
+        """Send ``conn`` the alerts after ``mark.upto`` it may see on ``mark.topics``,
+        to the end of the stream and at least as far as ``mark.owed``.
 
-        Returns whether the history was complete, and the position read up to.
-        A Redis failure ends the replay as incomplete: live delivery goes on.
+        Returns whether the history was complete. While Redis cannot be
+        read, the replay tries again (the connection waits for its answer):
+        the live alerts it owes are nowhere else.
         """
-        complete, last = True, since
+        complete, failures = True, 0
         try:
-            async for page in self.history.pages_after(since):
-                complete = complete and page.complete
-                for stream_id, alert in page.alerts:
-                    if not self._replayable(conn, alert, covered):
-                        continue
-                    if not await self._put(conn, text_frame(encode_frame(
-                            alert_frame(stream_id, alert)))):
-                        return False, last
-                    self.metrics.replayed.inc()
-                last = page.last or last
-        except Exception as exc:  # not CancelledError: a closed connection stops here
-            log.warning("connection %s: replay after %s failed: %r", conn.id, since, exc)
-            return False, last
-        return complete, last
+            while True:
+                start = mark.upto
+                try:
+                    complete = await self._replay_pass(conn, mark) and complete
+                except Exception as exc:  # not CancelledError: a closed connection stops here
+                    failures += 1
+                    log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                            "connection %s: replay after %s failed (%r), trying again",
+                            conn.id, format_stream_id(mark.upto), exc)
+                    await asyncio.sleep(min(REPLAY_RETRY_MAX_SECONDS,
+                                            REPLAY_RETRY_SECONDS * 2 ** (failures - 1)))
+                    continue
+                # A live alert may have come just after the last page was read:
+                # then the mark owes it, and the replay reads on.
+                if mark.upto >= mark.owed or conn.closed:
+                    return complete
+                if mark.upto == start:  # what it owes is not in the stream any more
+                    return False
+        finally:
+            # No await between the loop's last check and this: a live alert
+            # on these topics is either owed before it or held after it.
+            mark.reading = False
+
+    async def _replay_pass(self, conn: Connection, mark: ReplayMark) -> bool:
+        """One read from ``mark.upto`` to the end of the stream; whether it was complete."""
+        complete = True
+        async for page in self.history.pages_after(mark.upto):
+            complete = complete and page.complete
+            for stream_id, alert in page.alerts:
+                if not self._replayable(conn, alert, mark.topics):
+                    continue
+                if not await self._put(conn, text_frame(encode_frame(
+                        alert_frame(stream_id, alert)))):
+                    return False
+                self.metrics.replayed.inc()
+            if page.last is not None:
+                mark.upto = page.last
+        return complete
 
     @staticmethod
     def _replayable(conn: Connection, alert: dict, covered: Subscriptions) -> bool:
@@ -361,15 +398,13 @@ class Hub:
         )
 
     async def _release_held(self, conn: Connection) -> None:
-        # Broadcasts keep appending while we wait for the client to read, so
-        # drain until the deque is empty; the caller then ends holding without
-        # an await in between, which keeps stream order across the seam.
+        # Nothing held is something the replay sent (``recipients`` asked the
+        # marks). Broadcasts keep appending while we wait for the client to
+        # read, so drain until the deque is empty; the caller then ends
+        # holding without an await in between, which keeps stream order.
         held = conn.held
         while held:
-            stream_id, alert, frame = held.popleft()
-            topic = alert["topic"]
-            if conn.already_replayed(stream_id, topic, tuple(topic.split("."))):
-                continue
+            _, _, frame = held.popleft()
             if not await self._put(conn, frame):
                 return
             self.metrics.websocket_sent.inc()
@@ -400,14 +435,14 @@ class Hub:
 
     def handle_binary(self, conn: Connection) -> None:
         """Binary frames are not part of the protocol: answer with an error."""
-        if self._admit(conn):
+        if not conn.closed and self._admit(conn):
             self._send(conn, error_frame("bad_request", "send JSON text frames, not binary"))
 
     # fan-out
 
     def recipients(self, stream_id: str, audience: Iterable[str], topic: str) -> list[Connection]:
         """Connections allowed to see (audience) and interested in (topic) an alert,
-        except those a replay has sent it to already."""
+        except those a replay sends it to."""
         segments = tuple(topic.split("."))
         interested = self._by_topic.interested(topic, segments)
         if not interested:
@@ -420,7 +455,7 @@ class Hub:
         return [
             conn for conn in visible & interested
             # Inline None check: the hot path skips the call for almost everyone.
-            if conn.replayed is None or not conn.already_replayed(stream_id, topic, segments)
+            if conn.marks is None or not conn.replay_covers(stream_id, topic, segments)
         ]
 
     def broadcast(self, stream_id: str, alert: dict) -> int:
@@ -438,7 +473,8 @@ class Hub:
         sent = held = 0
         for conn in recipients:
             if conn.held is not None:
-                # A replay is running: keep the alert for after it, within the same bound.
+                # A replay is running and does not send this one: keep it for
+                # after the replay, within the same bound.
                 if len(conn.held) < self.send_queue_size:
                     conn.held.append((stream_id, alert, frame))
                     held += 1

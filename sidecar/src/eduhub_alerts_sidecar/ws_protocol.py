@@ -13,6 +13,13 @@ connection measured here. This protocol is event-driven: an idle connection
 is this object, the ``websockets`` state machine, the hub's ``Connection``
 and one timer, and a broadcast writes the same frame bytes to each socket's
 transport in one loop.
+
+What one client can make the process hold is bounded: while its socket's
+buffer is full the protocol stops reading from it (so the pongs websockets
+owes a ping flood stay in the client's kernel buffers, not in ours), a
+fragmented message is one buffer within ``max_message_bytes``, and every
+close, whoever starts it, ends within ``CLOSE_TIMEOUT_SECONDS`` even when
+the client reads nothing more.
 """
 
 from dataclasses import dataclass
@@ -27,6 +34,7 @@ from .auth import AuthError
 from .connection import Connection
 from .settings import Settings
 from .websocket_hub import (
+    CLOSE_ABNORMAL,
     CLOSE_FORBIDDEN_ORIGIN,
     CLOSE_SERVICE_RESTART,
     CLOSE_TOO_MANY,
@@ -50,6 +58,18 @@ BEARER_PREFIX = "bearer."
 # How long a closing handshake may take before the socket is closed anyway.
 CLOSE_TIMEOUT_SECONDS = 5.0
 CLOSE_INVALID_DATA = 1007  # RFC 6455: a text frame that is not UTF-8
+
+
+class _DebugOnly(logging.LoggerAdapter):
+    """websockets logs each connection's opening and closing at INFO: for a
+    hub of thousands of browsers that is noise, so it goes to DEBUG (the
+    sidecar logs refusals and drops itself)."""
+
+    def info(self, msg, *args, **kwargs):
+        self.debug(msg, *args, **kwargs)
+
+
+WEBSOCKETS_LOG = _DebugOnly(logging.getLogger(f"{__name__}.websockets"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +124,14 @@ class AlertsServerProtocol(ServerProtocol):
 class AlertsWebSocketProtocol(asyncio.Protocol):
     """One WebSocket connection on a socket, handed over by uvicorn.
 
-    Implements ``connection.Transport`` for the hub. The one timer is the
-    heartbeat (ping, then the pong deadline) and, once closing, the deadline
-    of the closing handshake.
+    Implements ``connection.Transport`` for the hub. Two timers: the
+    heartbeat (ping, then the pong deadline) while open, and the deadline of
+    the closing handshake once closing.
     """
 
     __slots__ = (
         "_endpoint", "_server_connections", "_ws", "_transport", "_conn", "_fragments",
-        "_timer", "_awaiting_pong",
+        "_timer", "_deadline", "_awaiting_pong",
     )
 
     def __init__(self, config, server_state, app_state: dict, _loop=None):
@@ -120,11 +140,13 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
         self._server_connections = server_state.connections  # uvicorn shuts these down
         max_size = (self._endpoint.settings.max_message_bytes if self._endpoint
                     else config.ws_max_size)
-        self._ws = AlertsServerProtocol(max_size=max_size)
+        self._ws = AlertsServerProtocol(max_size=max_size, logger=WEBSOCKETS_LOG)
         self._transport: asyncio.Transport | None = None
         self._conn: Connection | None = None
-        self._fragments: list | None = None  # [opcode, data, ...] of a fragmented message
-        self._timer: asyncio.TimerHandle | None = None
+        # (opcode, data so far) of a fragmented message; websockets bounds its size.
+        self._fragments: tuple[Opcode, bytearray] | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the heartbeat
+        self._deadline: asyncio.TimerHandle | None = None  # the end of closing
         self._awaiting_pong = False
 
     # asyncio.Protocol
@@ -149,30 +171,39 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
         self._flush()
 
     def pause_writing(self) -> None:
+        # A client that does not read is not listened to either: what it
+        # sends (pings above all, which websockets answers) waits in the kernel.
+        self._transport.pause_reading()
         if self._conn is not None:
             self._conn.pause()
 
     def resume_writing(self) -> None:
+        self._transport.resume_reading()
         if self._conn is not None:
             self._conn.resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server_connections.discard(self)
-        self._cancel_timer()
         conn, self._conn = self._conn, None
         if conn is not None:
+            # The client's close frame, else ours (websockets fails a
+            # connection, 1009 say, with a close frame of its own).
             ws = self._ws
             close = ws.close_rcvd or ws.close_sent
             hub = self._endpoint.hub
-            hub.peer_gone(conn, close.code if close is not None else 1006)
+            hub.peer_gone(conn, close.code if close is not None else CLOSE_ABNORMAL)
             hub.disconnect(conn)
+        self._cancel_timer()
+        if self._deadline is not None:
+            self._deadline.cancel()
 
     def shutdown(self) -> None:
         """uvicorn is stopping: tell the client to come back (1012)."""
-        if self._conn is not None:
+        if self._conn is not None and self._ws.state is State.OPEN:
             self._endpoint.hub.drop(self._conn, CLOSE_SERVICE_RESTART, "service restart")
-        else:  # refused and closing, or still in the handshake: nothing to wait for
+        else:  # closing already, or refused, or still in the handshake
             self._transport.close()
+            self._closing()
 
     # connection.Transport
 
@@ -182,13 +213,11 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
 
     def close(self, code: int, reason: str = "") -> None:
         ws = self._ws
-        if ws.state is not State.OPEN:
-            return
+        if ws.state is not State.OPEN or self._transport.is_closing():
+            return  # closing already, or the socket is gone
         ws.send_close(code, reason)
         self._flush()
-        self._cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(
-            CLOSE_TIMEOUT_SECONDS, self._transport.abort)
+        self._closing()
 
     # the handshake
 
@@ -244,13 +273,13 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
             return  # websockets answers PING and CLOSE itself; a refused client is ignored
         if opcode is Opcode.CONT:
             # websockets checks that a continuation follows a first fragment.
-            self._fragments.append(frame.data)
+            opcode, data = self._fragments
+            data += frame.data
             if not frame.fin:
                 return
-            opcode, *parts = self._fragments
-            data, self._fragments = b"".join(parts), None
+            self._fragments = None
         elif not frame.fin:
-            self._fragments = [opcode, frame.data]
+            self._fragments = (opcode, bytearray(frame.data))
             return
         else:
             data = frame.data
@@ -300,6 +329,19 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
                 transport.write(data)
             else:
                 transport.close()
+                self._closing()
+
+    def _closing(self) -> None:
+        """The connection is ending: no more heartbeat, and an end in time.
+
+        ``transport.close()`` waits for the client to read what is buffered;
+        one that never does would keep the connection (and uvicorn's
+        shutdown) forever, so it is aborted at the deadline.
+        """
+        self._cancel_timer()
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().call_later(
+                CLOSE_TIMEOUT_SECONDS, self._transport.abort)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
