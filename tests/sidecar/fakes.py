@@ -90,16 +90,16 @@ class FakeHistory:
 
     Page reads are numbered across the test (0, 1, ...): ``before[n]`` runs
     just before read n, ``after[n]`` just after it (the page is read but not
-    handed over yet, as when Redis's reply is still on its way), and read n
-    raises when n is in ``fail``, as a Redis error would. ``complete`` is what
-    every page says about trimming.
+    handed over yet, as when Redis's reply is still on its way), read n
+    raises when n is in ``fail``, as a Redis error would, and says entries
+    were trimmed before it when n is in ``incomplete``.
     """
 
-    def __init__(self, entries=(), *, page_size=2, complete=True, before=None, after=None,
+    def __init__(self, entries=(), *, page_size=2, incomplete=(), before=None, after=None,
                  fail=()):
         self.entries = list(entries)
         self.page_size = page_size
-        self.complete = complete
+        self.incomplete = set(incomplete)
         self.before = dict(before or {})
         self.after = dict(after or {})
         self.fail = set(fail)
@@ -112,22 +112,23 @@ class FakeHistory:
             self.entries[-1][0])
         self.entries.append((stream_id, alert))
 
-    def _read(self, after):
+    def _read(self, after, until):
         n, self.reads = self.reads, self.reads + 1
         if n in self.before:
             self.before.pop(n)()
         if n in self.fail:
             raise ConnectionError("redis went away")
-        page = [(i, a) for i, a in self.entries if parse_stream_id(i) > after][:self.page_size]
+        page = [(i, a) for i, a in self.entries
+                if after < parse_stream_id(i) <= (until or parse_stream_id(i))][:self.page_size]
         if n in self.after:
             self.after.pop(n)()
         last = parse_stream_id(page[-1][0]) if page else None
-        return HistoryPage(page, last, self.complete, len(page) == self.page_size)
+        return HistoryPage(page, last, n not in self.incomplete, len(page) == self.page_size)
 
-    async def pages_after(self, after):
-        self.asked_after.append(after)
+    async def pages_after(self, after, until=None):
+        self.asked_after.append(after if until is None else (after, until))
         while True:
-            page = self._read(after)
+            page = self._read(after, until)
             yield page
             if not page.more:
                 return

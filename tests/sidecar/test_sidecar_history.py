@@ -83,6 +83,12 @@ async def test_pages_follow_each_other_to_the_end_of_the_stream(history, redis_c
     assert [page.more for page in pages] == [True, True, False]
 
 
+async def test_pages_up_to_a_position_stop_there(history, redis_client, make_alert):
+    written = [xadd(redis_client, history, make_alert()) for _ in range(5)]
+    pages = [page async for page in history.pages_after(ORIGIN, parse_stream_id(written[2]))]
+    assert [stream_id for page in pages for stream_id, _ in page.alerts] == written[:3]
+
+
 async def test_history_is_complete_while_the_oldest_entry_is_at_most_right_after_the_position(
     history, redis_client, make_alert
 ):

@@ -5,7 +5,14 @@ interleaving that matters instead of whatever timing a socket happens to give.""
 
 from eduhub_alerts_sidecar.monitoring import Metrics
 from eduhub_alerts_sidecar.rate_limit import Rate
-from eduhub_alerts_sidecar.websocket_hub import MAX_WAITING_MESSAGES, Hub, HubLimits
+from eduhub_alerts_sidecar import websocket_hub
+from eduhub_alerts_sidecar.stream_ids import format_stream_id
+from eduhub_alerts_sidecar.websocket_hub import (
+    MAX_REPLAY_MARKS,
+    MAX_WAITING_MESSAGES,
+    Hub,
+    HubLimits,
+)
 
 from tests.sidecar.fakes import FakeHistory, FakeTransport, alert, connected, identity
 from tests.sidecar.helpers import wait_until
@@ -96,7 +103,21 @@ async def test_live_alert_just_after_the_replay_read_its_last_page_is_not_missed
     hub = make_hub(metrics, history)
     frames = await frames_after_subscribe(hub, subscribe(), live=[("3-0", alert())])
     assert ids(frames) == ["1-0", "2-0", "subscribed", "3-0"]
-    assert history.asked_after == [(0, 0), (1, 0)]
+    assert frames[2]["recovered"] is True
+    # The second read goes only as far as what the replay took over.
+    assert history.asked_after == [(0, 0), ((1, 0), (2, 0))]
+
+
+async def test_live_alert_while_a_replay_finds_nothing_new_is_not_lost(metrics):
+    # The commonest reconnect: since is the last alert seen, and nothing is new
+    # until an alert comes in while the one XRANGE's reply is on its way.
+    hub = None
+    history = FakeHistory([("1-0", alert())], page_size=5)
+    history.after[0] = lambda: publish(hub, history, "2-0", alert())
+    hub = make_hub(metrics, history)
+    frames = await frames_after_subscribe(hub, subscribe(since="1-0"), live=[("3-0", alert())])
+    assert ids(frames) == ["2-0", "subscribed", "3-0"]
+    assert frames[1]["recovered"] is True
 
 
 async def test_a_burst_of_live_alerts_during_a_replay_does_not_cut_the_client_off(metrics):
@@ -169,10 +190,19 @@ async def test_replay_sends_only_alerts_the_connection_may_see_and_routed_to_web
 
 
 async def test_trimmed_history_is_answered_with_recovered_false(metrics):
-    hub = make_hub(metrics, FakeHistory([("9-0", alert())], complete=False))
+    hub = make_hub(metrics, FakeHistory([("9-0", alert())], incomplete={0}))
     frames = await frames_after_subscribe(hub, subscribe(since="3-0"))
     assert ids(frames) == ["9-0", "subscribed"]
     assert frames[1]["recovered"] is False
+
+
+async def test_trimmed_history_is_not_recovered_even_when_a_later_read_is_retried(metrics):
+    history = FakeHistory([("9-0", alert()), ("10-0", alert()), ("11-0", alert())],
+                          incomplete={0}, fail=[1])
+    hub = make_hub(metrics, history)
+    frames = await frames_after_subscribe(hub, subscribe(since="3-0"))
+    assert ids(frames) == ["9-0", "10-0", "11-0", "subscribed"]
+    assert frames[-1]["recovered"] is False  # 4-0 to 8-0 were trimmed before the retry
 
 
 async def test_replay_that_cannot_read_redis_tries_again_and_loses_nothing(metrics, caplog):
@@ -187,6 +217,17 @@ async def test_replay_that_cannot_read_redis_tries_again_and_loses_nothing(metri
     assert history.asked_after == [(0, 0), (1, 0), (1, 0)]
     retries = [r for r in caplog.records if "trying again" in r.getMessage()]
     assert [r.levelname for r in retries] == ["WARNING", "DEBUG"]  # one warning per replay
+
+
+async def test_replay_gives_up_on_redis_after_a_while_and_goes_live(metrics, caplog, monkeypatch):
+    monkeypatch.setattr(websocket_hub, "REPLAY_GIVE_UP_SECONDS", 0.2)
+    monkeypatch.setattr(websocket_hub, "REPLAY_RETRY_SECONDS", 0.02)
+    hub = make_hub(metrics, FakeHistory([("1-0", alert())], fail=range(1000)))
+    frames = await frames_after_subscribe(hub, subscribe(), live=[("2-0", alert())])
+    assert ids(frames) == ["subscribed", "2-0"]
+    assert frames[0]["recovered"] is False
+    assert any("gave up" in r.getMessage() and r.levelname == "WARNING"
+               for r in caplog.records)
 
 
 async def test_live_alert_the_stream_no_longer_holds_ends_the_replay_as_not_recovered(metrics):
@@ -264,6 +305,29 @@ async def test_messages_beyond_those_that_may_wait_for_a_replay_are_refused(metr
         "eduhub_alerts_rate_limited_total", {"scope": "websocket"}) == 1
 
 
+async def test_a_connection_remembers_only_its_last_few_replays(metrics):
+    limits = HubLimits(message_rate=Rate(1e6, 1_000_000))
+    hub = Hub(metrics, history=FakeHistory([]), limits=limits)
+    conn = await connected(hub, FakeTransport())
+    for _ in range(200):  # a quiet topic, and since in the future: no live alert passes them
+        hub.handle_text(conn, subscribe(["quiet.topic"], since="99999999999999-0"))
+        await replays_done(conn)
+    assert len(conn.marks) == MAX_REPLAY_MARKS
+    hub.close_all()
+
+
+async def test_replays_live_delivery_has_passed_are_forgotten(metrics):
+    hub = make_hub(metrics, FakeHistory([]))
+    conn = await connected(hub, FakeTransport())
+    hub.handle_text(conn, subscribe(["quiet.topic"], since="5-0"))
+    await replays_done(conn)
+    hub.broadcast("6-0", alert(topic="elsewhere"))  # for nobody, but the reader is past 5-0
+    hub.handle_text(conn, subscribe(["other.topic"], since="6-0"))
+    await replays_done(conn)
+    assert [format_stream_id(mark.upto) for mark in conn.marks] == ["6-0"]
+    hub.close_all()
+
+
 async def test_closing_a_connection_ends_its_replay(metrics):
     hub = make_hub(metrics, FakeHistory([(f"{n}-0", alert()) for n in range(1, 11)]),
                    send_queue_size=4)
@@ -313,9 +377,10 @@ async def test_live_alerts_while_the_replay_answer_waits_for_the_client_follow_i
     transport = FakeTransport(on_write=stop_reading_after_the_replayed_alert)
     hub = make_hub(metrics, history)
     conn = hub.connect(transport, identity())
+    # A lagging reader offers 1-0 again while the replay reads it.
+    history.after[0] = lambda: hub.broadcast("1-0", alert())
     hub.handle_text(conn, subscribe())
     await wait_until(lambda: conn._drained is not None)  # `subscribed` waits for the client
-    hub.broadcast("1-0", alert())  # a lagging reader: the replay sent it
     publish(hub, history, "2-0", alert())  # after what the replay read: held
     publish(hub, history, "3-0", alert())
     conn.resume()

@@ -23,8 +23,10 @@ from tests.sidecar.helpers import (
 )
 
 import asyncio
+import json
 import logging
 import pytest
+import socket
 import uvicorn
 
 
@@ -246,22 +248,66 @@ async def test_close_frame_without_a_code_is_not_counted_as_a_dead_peer(sidecar,
         peer.close()
 
 
-async def test_ping_flood_from_a_peer_that_does_not_read_is_not_buffered(
-    sidecar, make_token
+async def test_ping_flood_from_a_peer_that_does_not_read_is_cut_off_not_buffered(
+    start_sidecar, make_token, monkeypatch
 ):
+    monkeypatch.setattr(ws_protocol, "CLOSE_TIMEOUT_SECONDS", 0.2)
+    sidecar = await start_sidecar(send_queue_size=16, reader_batch_size=16)
     peer = await RawPeer.open(sidecar, make_token(), receive_buffer=4096)
     try:
         assert (await peer.read_json())["type"] == "welcome"
-        transport = only_connection(sidecar).transport._transport
+        conn = only_connection(sidecar)
+        transport = conn.transport._transport
         ping = Frame(Opcode.PING, b"p" * 125).serialize(mask=True)
-        peer.writer.write(ping * 130_000)  # 17 MB, more than every socket buffer holds
-        # The server answers pings until its buffer toward the peer is full,
-        # then stops reading: the rest stays with the peer, not in the server.
-        await wait_until(lambda: not transport.is_reading())
+        peer.writer.write(ping * 130_000)  # 17 MB of pings, and never a read
+        # websockets answers each ping; once the socket's buffer is full those
+        # answers count like any frame, and the client is cut off.
+        await wait_until(lambda: conn.closed)
+        assert not transport.is_reading()  # nor are its pings answered while it closes
         assert transport.get_write_buffer_size() < 1_000_000
-        assert peer.writer.transport.get_write_buffer_size() > 1_000_000
+        assert sidecar.metric("eduhub_alerts_failed_total", channel="websocket",
+                              reason="slow_consumer") == 1
+        await wait_until(lambda: not sidecar.app.state.hub.connections)
     finally:
         peer.writer.transport.abort()  # a close would wait to send the rest first
+
+
+async def test_slow_client_that_keeps_reading_survives_a_long_replay(
+    start_sidecar, make_token, make_alert, publish
+):
+    # The replay keeps the client's socket buffer full for seconds, without
+    # waiting for Redis in between: the client's pongs must be read meanwhile.
+    # One page, read at about 300 KB/s: 2 s, while a ping waits well under a
+    # tenth of a second behind what is buffered for the client.
+    sidecar = await start_sidecar(heartbeat_seconds=1, heartbeat_timeout_seconds=0.8,
+                                  send_queue_size=400, reader_batch_size=400)
+    for _ in range(400):
+        publish(sidecar, make_alert(topic="workflow.publish", message="x" * 1500))
+    peer = await RawPeer.open(sidecar, make_token(), receive_buffer=4096)
+    try:
+        assert (await peer.read_json())["type"] == "welcome"
+        # Small buffers: the transport pauses often and little waits ahead of a ping.
+        transport = only_connection(sidecar).transport._transport
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        transport.set_write_buffer_limits(high=8192)
+        peer.send_json({"type": "subscribe", "topics": ["workflow.*"], "since": "0-0"})
+        alerts, pings = 0, 0
+        while True:
+            opcode, payload = await peer.read_frame(timeout=10)
+            if opcode is Opcode.PING:
+                pings += 1
+                peer.send_frame(Opcode.PONG, payload)
+                continue
+            assert opcode is Opcode.TEXT, (opcode, payload)
+            frame = json.loads(payload)
+            if frame["type"] == "subscribed":
+                break
+            alerts += 1
+            await asyncio.sleep(0.005)  # a slow link, not a synchronisation
+        assert alerts == 400 and pings >= 1
+        assert sidecar.metric("eduhub_websocket_dead_peers_total") == 0
+    finally:
+        peer.close()
 
 
 async def test_websockets_per_connection_chatter_is_logged_at_debug_only(

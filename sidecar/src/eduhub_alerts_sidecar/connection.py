@@ -122,11 +122,17 @@ class Connection:
         """Write ``frame`` now; False when the client is too far behind (a slow consumer)."""
         if self.closed:
             return True  # being closed already: nothing to count twice
+        if not self.count_frame():
+            return False
+        self.transport.write_frame(frame)
+        return True
+
+    def count_frame(self) -> bool:
+        """Count one more frame for the client; False when it is too far behind."""
         if self.paused:
             if self.backlog >= self.max_backlog:
                 return False
             self.backlog += 1
-        self.transport.write_frame(frame)
         return True
 
     def pause(self) -> None:

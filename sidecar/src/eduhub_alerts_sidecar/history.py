@@ -7,6 +7,7 @@ Used by the WebSocket ``since`` replay and by ``GET /alerts``.
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 from redis.asyncio import Redis
 
@@ -54,8 +55,10 @@ class StreamHistory:
         self.stream_key = stream_key
         self.page_size = page_size
 
-    async def page_after(self, after: StreamPosition) -> HistoryPage:
-        """At most ``page_size`` entries strictly after ``after``.
+    async def page_after(self, after: StreamPosition,
+                         until: StreamPosition | None = None) -> HistoryPage:
+        """At most ``page_size`` entries strictly after ``after`` (and up to
+        ``until`` included, when given).
 
         Completeness without Redis 7's ``max-deleted-entry-id`` (Redis 6.2 is
         supported): trimming removes the oldest entries, so nothing after
@@ -69,7 +72,9 @@ class StreamHistory:
             return HistoryPage([], None, True, False)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xrange(self.stream_key, count=1)
-            pipe.xrange(self.stream_key, min=format_stream_id(start), count=self.page_size)
+            pipe.xrange(self.stream_key, min=format_stream_id(start),
+                        max="+" if until is None else format_stream_id(until),
+                        count=self.page_size)
             oldest, entries = await pipe.execute()
         if oldest:
             complete = parse_stream_id(oldest[0][0].decode()) <= start
@@ -95,9 +100,11 @@ class StreamHistory:
         last = parse_stream_id(entries[-1][0].decode()) if entries else None
         return HistoryPage(alerts, last, complete, len(entries) == self.page_size)
 
-    def pages_after(self, after: StreamPosition) -> AsyncIterator[HistoryPage]:
-        """Pages after ``after`` until the end of the stream as it grows meanwhile."""
-        return self._follow(self.page_after, after)
+    def pages_after(self, after: StreamPosition,
+                    until: StreamPosition | None = None) -> AsyncIterator[HistoryPage]:
+        """Pages after ``after`` until ``until``, or else until the end of the
+        stream as it grows meanwhile."""
+        return self._follow(partial(self.page_after, until=until), after)
 
     def pages_before(self, before: StreamPosition | None) -> AsyncIterator[HistoryPage]:
         """Pages before ``before`` (None: the newest entry) back to the oldest, newest first."""

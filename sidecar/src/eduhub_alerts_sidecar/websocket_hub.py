@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 
 from .auth import AuthError, Identity
 from .connection import Connection, ReplayMark, Transport, text_frame
-from .history import StreamHistory
+from .history import HistoryPage, StreamHistory
 from .models import (
     Ping,
     ProtocolError,
@@ -57,7 +57,7 @@ from .models import (
 )
 from .monitoring import WEBSOCKET, Metrics
 from .rate_limit import Rate
-from .stream_ids import format_stream_id, parse_stream_id
+from .stream_ids import ORIGIN, StreamPosition, format_stream_id, parse_stream_id
 from .topics import Subscriptions, TopicIndex
 
 import asyncio
@@ -82,9 +82,13 @@ CLOSE_ABNORMAL = 1006
 # Client messages that may wait for a running replay; more are refused like
 # messages over the rate limit (a client that sends them is not reading).
 MAX_WAITING_MESSAGES = 16
-# A replay that cannot read Redis tries again after this, doubling up to the maximum.
+# A replay that cannot read Redis tries again after this, doubling up to the
+# maximum, and gives up (answering "not recovered") after the last.
 REPLAY_RETRY_SECONDS = 0.25
 REPLAY_RETRY_MAX_SECONDS = 5.0
+REPLAY_GIVE_UP_SECONDS = 30.0
+# Replays a connection remembers (for live alerts a lagging reader offers again).
+MAX_REPLAY_MARKS = 8
 
 
 # --- limits -----------------------------------------------------------------
@@ -132,6 +136,7 @@ class Hub:
         self._by_principal: dict[str, set[Connection]] = {}
         self._by_topic = TopicIndex()
         self._per_user: dict[str, int] = {}  # sub -> open connections
+        self._live_position = ORIGIN  # of the last alert broadcast
 
     # registration
 
@@ -311,7 +316,10 @@ class Hub:
         covered = Subscriptions()
         covered.add(message.topics)
         mark = ReplayMark(parse_stream_id(message.since), covered)
-        conn.marks = [*(conn.marks or ()), mark]
+        # Live delivery reads the stream in order: a mark it has passed covers
+        # nothing any more. Of the others, the newest few are kept.
+        kept = [old for old in conn.marks or () if old.upto > self._live_position]
+        conn.marks = [*kept[max(0, len(kept) - MAX_REPLAY_MARKS + 1):], mark]
         conn.held = deque()
         conn.inbox = deque()
         conn.replay = asyncio.get_running_loop().create_task(
@@ -340,53 +348,68 @@ class Hub:
         return await conn.drained() and conn.send(frame)
 
     async def _replay(self, conn: Connection, mark: ReplayMark) -> bool:
-        """Send ``conn`` the alerts after ``mark.upto`` it may see on ``mark.topics``,
-        to the end of the stream and at least as far as ``mark.owed``.
+        """Send ``conn`` the alerts after ``since`` it may see on ``mark.topics``:
+        to the end of the stream, and then the live ones it took over meanwhile.
 
-        Returns whether the history was complete. While Redis cannot be
-        read, the replay tries again (the connection waits for its answer):
-        the live alerts it owes are nowhere else.
+        Returns whether the history was complete.
         """
-        complete, failures = True, 0
         try:
-            while True:
-                start = mark.upto
-                try:
-                    complete = await self._replay_pass(conn, mark) and complete
-                except Exception as exc:  # not CancelledError: a closed connection stops here
-                    failures += 1
-                    log.log(logging.WARNING if failures == 1 else logging.DEBUG,
-                            "connection %s: replay after %s failed (%r), trying again",
-                            conn.id, format_stream_id(mark.upto), exc)
-                    await asyncio.sleep(min(REPLAY_RETRY_MAX_SECONDS,
-                                            REPLAY_RETRY_SECONDS * 2 ** (failures - 1)))
-                    continue
-                # A live alert may have come just after the last page was read:
-                # then the mark owes it, and the replay reads on.
-                if mark.upto >= mark.owed or conn.closed:
-                    return complete
-                if mark.upto == start:  # what it owes is not in the stream any more
-                    return False
+            complete = await self._replay_range(conn, mark)
         finally:
-            # No await between the loop's last check and this: a live alert
-            # on these topics is either owed before it or held after it.
+            # No await since the last page was read: a live alert on these
+            # topics came before this (and is owed) or comes after (and is held).
             mark.reading = False
+        owed = mark.owed
+        if complete is None or owed <= mark.upto:
+            return bool(complete)
+        # Owed alerts came in while the last page was on its way from Redis:
+        # they are in the stream, before anything held.
+        found = await self._replay_range(conn, mark, until=owed)
+        if found is None or mark.upto < owed:  # gone: trimmed away meanwhile
+            return False
+        return complete and found
 
-    async def _replay_pass(self, conn: Connection, mark: ReplayMark) -> bool:
-        """One read from ``mark.upto`` to the end of the stream; whether it was complete."""
-        complete = True
-        async for page in self.history.pages_after(mark.upto):
-            complete = complete and page.complete
-            for stream_id, alert in page.alerts:
-                if not self._replayable(conn, alert, mark.topics):
-                    continue
-                if not await self._put(conn, text_frame(encode_frame(
-                        alert_frame(stream_id, alert)))):
-                    return False
-                self.metrics.replayed.inc()
-            if page.last is not None:
-                mark.upto = page.last
-        return complete
+    async def _replay_range(self, conn: Connection, mark: ReplayMark,
+                            until: StreamPosition | None = None) -> bool | None:
+        """Send the replayable alerts after ``mark.upto`` (up to ``until``, else
+        to the end of the stream), advancing ``mark.upto``; whether the history
+        was complete, or None when the client closed or Redis stayed away.
+
+        While Redis cannot be read the replay tries again, for up to
+        ``REPLAY_GIVE_UP_SECONDS``: the live alerts it took over are nowhere else.
+        """
+        loop = asyncio.get_running_loop()
+        complete, failures, give_up_at = True, 0, loop.time() + REPLAY_GIVE_UP_SECONDS
+        while True:
+            try:
+                async for page in self.history.pages_after(mark.upto, until):
+                    complete = complete and page.complete
+                    if not await self._replay_page(conn, mark, page):
+                        return None
+                return complete
+            except Exception as exc:  # not CancelledError: a closed connection stops here
+                failures += 1
+                if loop.time() >= give_up_at:
+                    log.warning("connection %s: replay after %s gave up after %d failures: %r",
+                                conn.id, format_stream_id(mark.upto), failures, exc)
+                    return None
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                        "connection %s: replay after %s failed (%r), trying again",
+                        conn.id, format_stream_id(mark.upto), exc)
+                await asyncio.sleep(min(REPLAY_RETRY_MAX_SECONDS,
+                                        REPLAY_RETRY_SECONDS * 2 ** (failures - 1)))
+
+    async def _replay_page(self, conn: Connection, mark: ReplayMark, page: HistoryPage) -> bool:
+        """Send one page's replayable alerts; False once the client closed."""
+        for stream_id, alert in page.alerts:
+            if not self._replayable(conn, alert, mark.topics):
+                continue
+            if not await self._put(conn, text_frame(encode_frame(alert_frame(stream_id, alert)))):
+                return False
+            self.metrics.replayed.inc()
+        if page.last is not None:
+            mark.upto = page.last
+        return True
 
     @staticmethod
     def _replayable(conn: Connection, alert: dict, covered: Subscriptions) -> bool:
@@ -433,6 +456,13 @@ class Hub:
         expires = datetime.fromtimestamp(identity.expires_at, timezone.utc)
         self._send(conn, refreshed_frame(expires.isoformat().replace("+00:00", "Z")))
 
+    def pong_written(self, conn: Connection) -> None:
+        """The WebSocket layer answered a client's ping on its own: while the
+        client is not reading, that counts like any frame sent to it (so a
+        ping flood from a client that reads nothing is cut off, not buffered)."""
+        if not conn.closed and not conn.count_frame():
+            self._slow_consumer(conn)
+
     def handle_binary(self, conn: Connection) -> None:
         """Binary frames are not part of the protocol: answer with an error."""
         if not conn.closed and self._admit(conn):
@@ -466,6 +496,7 @@ class Hub:
         with 1013. The latency metric is observed once, when the last
         recipient's frame has been written.
         """
+        self._live_position = parse_stream_id(stream_id)
         recipients = self.recipients(stream_id, alert["audience"], alert["topic"])
         if not recipients:
             return 0

@@ -15,11 +15,11 @@ and one timer, and a broadcast writes the same frame bytes to each socket's
 transport in one loop.
 
 What one client can make the process hold is bounded: while its socket's
-buffer is full the protocol stops reading from it (so the pongs websockets
-owes a ping flood stay in the client's kernel buffers, not in ours), a
-fragmented message is one buffer within ``max_message_bytes``, and every
-close, whoever starts it, ends within ``CLOSE_TIMEOUT_SECONDS`` even when
-the client reads nothing more.
+buffer is full, the pongs websockets writes for its pings count towards the
+send queue like any frame (hub.pong_written), a fragmented message is one
+buffer within ``max_message_bytes``, and every close, whoever starts it,
+ends within ``CLOSE_TIMEOUT_SECONDS`` even when the client reads nothing
+more (a closing connection is not read from while its buffer is full).
 """
 
 from dataclasses import dataclass
@@ -171,9 +171,10 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
         self._flush()
 
     def pause_writing(self) -> None:
-        # A client that does not read is not listened to either: what it
-        # sends (pings above all, which websockets answers) waits in the kernel.
-        self._transport.pause_reading()
+        # An open connection is still read (its pongs and messages keep it
+        # alive while it catches up); a closing one needs nothing more.
+        if self._ws.state is not State.OPEN:
+            self._transport.pause_reading()
         if self._conn is not None:
             self._conn.pause()
 
@@ -269,8 +270,14 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
         if opcode is Opcode.PONG:
             self._awaiting_pong = False
             return
-        if conn is None or opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-            return  # websockets answers PING and CLOSE itself; a refused client is ignored
+        if conn is None:
+            return  # a refused client, being closed
+        if opcode is Opcode.PING:
+            if self._ws.state is State.OPEN:  # websockets wrote the answer
+                self._endpoint.hub.pong_written(conn)
+            return
+        if opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            return  # websockets answers CLOSE itself
         if opcode is Opcode.CONT:
             # websockets checks that a continuation follows a first fragment.
             opcode, data = self._fragments
@@ -339,6 +346,8 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
         shutdown) forever, so it is aborted at the deadline.
         """
         self._cancel_timer()
+        if self._conn is not None and self._conn.paused:
+            self._transport.pause_reading()  # see pause_writing
         if self._deadline is None:
             self._deadline = asyncio.get_running_loop().call_later(
                 CLOSE_TIMEOUT_SECONDS, self._transport.abort)
