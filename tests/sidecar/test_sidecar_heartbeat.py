@@ -32,12 +32,36 @@ async def test_peer_that_answers_pings_is_kept_heartbeat_after_heartbeat(
     peer = await RawPeer.open(sidecar, make_token())
     try:
         assert (await peer.read_json())["type"] == "welcome"
+        payloads = []
         for _ in range(2):  # a ping, the pong, and the next ping comes: still connected
-            assert await peer.read_frame() == (Opcode.PING, b"")
-            peer.send_frame(Opcode.PONG, b"")
+            opcode, payload = await peer.read_frame()
+            assert opcode is Opcode.PING
+            payloads.append(payload)
+            peer.send_frame(Opcode.PONG, payload)
     finally:
         peer.close()
     assert sidecar.metric("eduhub_websocket_dead_peers_total") == 0
+    assert payloads[0] != payloads[1]  # each ping its own: an old pong does not answer it
+
+
+async def test_peer_that_reads_nothing_is_dropped_though_it_sends_pongs(
+    start_sidecar, make_token
+):
+    # Unsolicited pongs are allowed (RFC 6455 5.5.3), but answer no ping: only
+    # a client that reads the ping can echo its payload.
+    sidecar = await start_sidecar(heartbeat_seconds=1, heartbeat_timeout_seconds=0.3)
+    hub = sidecar.app.state.hub
+    peer = await RawPeer.open(sidecar, make_token())
+    try:
+        await wait_until(lambda: len(hub.connections) == 1)
+        (conn,) = hub.connections.values()
+        protocol = conn.transport
+        await wait_until(lambda: protocol._ping_sent is not None)  # a ping is out
+        peer.send_frame(Opcode.PONG, b"")
+        await wait_until(lambda: not hub.connections)
+    finally:
+        peer.close()
+    assert sidecar.metric("eduhub_websocket_dead_peers_total") == 1
 
 
 async def test_client_that_closes_properly_is_not_a_dead_peer(sidecar, make_token):

@@ -9,7 +9,9 @@ from eduhub_alerts_sidecar import websocket_hub
 from eduhub_alerts_sidecar.stream_ids import format_stream_id
 from eduhub_alerts_sidecar.websocket_hub import (
     MAX_REPLAY_MARKS,
+    MAX_WAITING_CHARS,
     MAX_WAITING_MESSAGES,
+    REPLAY_CATCH_UP_READS,
     Hub,
     HubLimits,
 )
@@ -134,6 +136,36 @@ async def test_a_burst_of_live_alerts_during_a_replay_does_not_cut_the_client_of
     assert ids(frames) == ["1-0", "2-0", *(f"{n}-0" for n in range(10, 30)), "subscribed"]
 
 
+async def test_a_burst_during_the_read_up_to_owed_alerts_is_taken_over_too(metrics):
+    hub = None
+    history = FakeHistory([("1-0", alert())], page_size=5)
+    history.after[0] = lambda: publish(hub, history, "2-0", alert())  # owed: one more read
+
+    def burst():  # more than the send queue, while that read is on its way
+        for n in range(10, 16):
+            publish(hub, history, f"{n}-0", alert())
+
+    history.after[1] = burst
+    hub = make_hub(metrics, history, send_queue_size=4)
+    frames = await frames_after_subscribe(hub, subscribe())
+    assert ids(frames) == ["1-0", "2-0", *(f"{n}-0" for n in range(10, 16)), "subscribed"]
+    assert frames[-1]["recovered"] is True
+
+
+async def test_a_replay_ends_though_alerts_keep_coming_during_each_read(metrics):
+    hub = None
+    history = FakeHistory([("1-0", alert())], page_size=50)
+    reads = REPLAY_CATCH_UP_READS + 2  # the first, the catch-ups, and one after them
+    for n in range(reads):
+        history.after[n] = lambda n=n: publish(hub, history, f"{n + 2}-0", alert())
+    hub = make_hub(metrics, history)
+    frames = await frames_after_subscribe(hub, subscribe())
+    replayed = [f"{n}-0" for n in range(1, reads + 1)]
+    # The alert that came during the last read is held, and follows `subscribed`.
+    assert ids(frames) == [*replayed, "subscribed", f"{reads + 1}-0"]
+    assert frames[-2]["recovered"] is True
+
+
 async def test_live_alerts_up_to_since_are_not_sent_again_by_a_lagging_replica(metrics):
     # The client saw 7-0 through another replica; this one's reader is still at 5-0.
     hub = make_hub(metrics, FakeHistory([]))
@@ -219,6 +251,18 @@ async def test_replay_that_cannot_read_redis_tries_again_and_loses_nothing(metri
     assert [r.levelname for r in retries] == ["WARNING", "DEBUG"]  # one warning per replay
 
 
+async def test_redis_failing_once_late_in_a_long_replay_is_retried(metrics, monkeypatch):
+    # The give-up time counts from the first failure in a row, not from the
+    # start of the replay: with no time at all, one failure is still retried.
+    monkeypatch.setattr(websocket_hub, "REPLAY_GIVE_UP_SECONDS", 0.0)
+    monkeypatch.setattr(websocket_hub, "REPLAY_RETRY_SECONDS", 0.01)
+    history = FakeHistory([("1-0", alert()), ("2-0", alert())], page_size=1, fail=[1])
+    hub = make_hub(metrics, history)
+    frames = await frames_after_subscribe(hub, subscribe())
+    assert ids(frames) == ["1-0", "2-0", "subscribed"]
+    assert frames[-1]["recovered"] is True
+
+
 async def test_replay_gives_up_on_redis_after_a_while_and_goes_live(metrics, caplog, monkeypatch):
     monkeypatch.setattr(websocket_hub, "REPLAY_GIVE_UP_SECONDS", 0.2)
     monkeypatch.setattr(websocket_hub, "REPLAY_RETRY_SECONDS", 0.02)
@@ -296,7 +340,9 @@ async def test_messages_beyond_those_that_may_wait_for_a_replay_are_refused(metr
         hub.handle_text(conn, '{"type":"ping"}')
     refused = await transport.next_json()  # at once: it is not waiting
     assert refused["type"] == "error" and refused["code"] == "rate_limited"
-    assert f"at most {MAX_WAITING_MESSAGES} messages may wait" in refused["message"]
+    assert refused["message"] == (f"at most {MAX_WAITING_MESSAGES} messages "
+                                  f"({MAX_WAITING_CHARS} characters) may wait while history "
+                                  "is replayed")
     conn.resume()
     frames = [await transport.next_json() for _ in range(2 + MAX_WAITING_MESSAGES)]
     hub.close_all()
@@ -316,6 +362,20 @@ async def test_a_connection_remembers_only_its_last_few_replays(metrics):
     hub.close_all()
 
 
+async def test_replays_beyond_the_limit_are_merged_so_a_lagging_reader_sends_nothing_twice(
+    metrics,
+):
+    count = MAX_REPLAY_MARKS + 1  # and a ping: within the message rate
+    entries = [(f"{n + 1}-0", alert(topic=f"t{n}.x")) for n in range(count)]
+    hub = make_hub(metrics, FakeHistory(entries, page_size=20))
+    # The reader lags behind every replay; then it offers what they sent, and one more.
+    live = [*entries, (f"{count + 1}-0", alert(topic="t0.x"))]
+    frames = await frames_after_subscribe(
+        hub, *(subscribe([f"t{n}.x"]) for n in range(count)), live=live)
+    alerts = [f for f in ids(frames) if f != "subscribed"]
+    assert alerts == [*(stream_id for stream_id, _ in entries), f"{count + 1}-0"]
+
+
 async def test_replays_live_delivery_has_passed_are_forgotten(metrics):
     hub = make_hub(metrics, FakeHistory([]))
     conn = await connected(hub, FakeTransport())
@@ -326,6 +386,44 @@ async def test_replays_live_delivery_has_passed_are_forgotten(metrics):
     await replays_done(conn)
     assert [format_stream_id(mark.upto) for mark in conn.marks] == ["6-0"]
     hub.close_all()
+
+
+async def test_long_messages_waiting_for_a_replay_are_bounded_by_their_length(metrics):
+    limits = HubLimits(message_rate=Rate(1000.0, 1000))
+    hub = Hub(metrics, history=FakeHistory([("1-0", alert())]), limits=limits)
+    transport = FakeTransport()
+    conn = await connected(hub, transport)
+    conn.pause()
+    hub.handle_text(conn, subscribe())
+    half = "x" * (MAX_WAITING_CHARS // 2 + 1)  # not JSON either: answered after the replay
+    for _ in range(2):
+        hub.handle_text(conn, half)
+    refused = await transport.next_json()  # the second would pass the bound
+    assert refused["code"] == "rate_limited"
+    conn.resume()
+    frames = [await transport.next_json() for _ in range(3)]
+    hub.close_all()
+    assert [f.get("code", f["type"]) for f in frames] == ["alert", "subscribed", "bad_request"]
+
+
+async def test_cut_off_while_answering_waiting_messages_ends_the_replay_task_cleanly(metrics):
+    hub = make_hub(metrics, FakeHistory([("1-0", alert())]), send_queue_size=2)
+    conn = None
+
+    def stop_reading_after_the_replay_answer(text):
+        if '"recovered"' in text:
+            conn.pause()
+
+    transport = FakeTransport(on_write=stop_reading_after_the_replay_answer)
+    conn = hub.connect(transport, identity())
+    hub.handle_text(conn, subscribe())
+    for _ in range(5):  # their answers overflow the send queue: 1013 halfway
+        hub.handle_text(conn, '{"type":"ping"}')
+    replay = conn.replay
+    async with asyncio.timeout(2):
+        await asyncio.wait([replay])
+    assert await transport.wait_closed() == (1013, "try again later")
+    assert replay.exception() is None
 
 
 async def test_closing_a_connection_ends_its_replay(metrics):

@@ -225,13 +225,35 @@ async def test_peer_that_ends_while_data_waits_for_it_is_forgotten_in_time(
             peer.send_frame(Opcode.TEXT, b"x" * 2048)
         else:
             peer.writer.write_eof()
-        # The peer reads nothing more: the connection must end all the same.
+        # The peer reads nothing more: the hub forgets it at once, and the
+        # socket is closed at the deadline all the same.
         await wait_until(lambda: not hub.connections)
         assert sidecar.metric("eduhub_websocket_connections") == 0
         assert sidecar.metric("eduhub_websocket_dead_peers_total") == dead_peer
+        await wait_until(lambda: not sidecar.server.server_state.connections)
         await sidecar.stop()  # nothing left for the shutdown to wait for
     finally:
         peer.close()
+
+
+async def test_client_that_closes_is_forgotten_at_once_not_cut_off_as_slow(
+    start_sidecar, make_token
+):
+    sidecar = await start_sidecar(send_queue_size=4, reader_batch_size=1)
+    hub = sidecar.app.state.hub
+    peer = await subscribed_peer(sidecar, make_token(), receive_buffer=4096)
+    try:
+        conn = only_connection(sidecar)
+        publisher = Publisher(sidecar)
+        publisher.publish_until(lambda: conn.paused)  # and it reads nothing more
+        peer.send_frame(Opcode.CLOSE, Close(1000, "bye").serialize())
+        await wait_until(lambda: not hub.connections)  # before its socket is closed
+        publisher.publish(5)
+        assert sidecar.metric("eduhub_alerts_failed_total", channel="websocket",
+                              reason="slow_consumer") == 0
+        assert sidecar.metric("eduhub_websocket_dead_peers_total") == 0
+    finally:
+        peer.writer.transport.abort()
 
 
 async def test_close_frame_without_a_code_is_not_counted_as_a_dead_peer(sidecar, make_token):
@@ -277,11 +299,12 @@ async def test_slow_client_that_keeps_reading_survives_a_long_replay(
 ):
     # The replay keeps the client's socket buffer full for seconds, without
     # waiting for Redis in between: the client's pongs must be read meanwhile.
-    # One page, read at about 300 KB/s: 2 s, while a ping waits well under a
-    # tenth of a second behind what is buffered for the client.
-    sidecar = await start_sidecar(heartbeat_seconds=1, heartbeat_timeout_seconds=0.8,
-                                  send_queue_size=400, reader_batch_size=400)
-    for _ in range(400):
+    # One page, read at about 300 KB/s: 3 s, longer than the first ping and
+    # its deadline, while a ping waits well under a tenth of a second behind
+    # what is buffered for the client.
+    sidecar = await start_sidecar(heartbeat_seconds=1, heartbeat_timeout_seconds=1.5,
+                                  send_queue_size=600, reader_batch_size=600)
+    for _ in range(600):
         publish(sidecar, make_alert(topic="workflow.publish", message="x" * 1500))
     peer = await RawPeer.open(sidecar, make_token(), receive_buffer=4096)
     try:
@@ -304,7 +327,7 @@ async def test_slow_client_that_keeps_reading_survives_a_long_replay(
                 break
             alerts += 1
             await asyncio.sleep(0.005)  # a slow link, not a synchronisation
-        assert alerts == 400 and pings >= 1
+        assert alerts == 600 and pings >= 1
         assert sidecar.metric("eduhub_websocket_dead_peers_total") == 0
     finally:
         peer.close()

@@ -66,6 +66,17 @@ class ReplayMark:
         self.reading = True
         self.owed = since
 
+    def merged(self, other: "ReplayMark", subscribed: Subscriptions) -> "ReplayMark":
+        """One finished mark for two: their topics still ``subscribed`` (no
+        others are delivered), up to the lower position. It covers less than
+        the two did, never an alert that was not sent."""
+        topics = Subscriptions()
+        topics.add(pattern for mark in (self, other) for pattern in mark.topics.topics()
+                   if pattern in subscribed)
+        mark = ReplayMark(min(self.upto, other.upto), topics)
+        mark.reading = False
+        return mark
+
     def covers(self, position: StreamPosition, topic: str, segments: tuple[str, ...]) -> bool:
         """Whether the replay sends (or sent) the alert at ``position`` on ``topic``."""
         if not self.topics.matches(topic, segments):

@@ -79,14 +79,18 @@ CLOSE_TOO_MANY = 4429  # like HTTP 429: back off, then try again
 
 # The connection ended with no close frame from either side (RFC 6455 7.1.5).
 CLOSE_ABNORMAL = 1006
-# Client messages that may wait for a running replay; more are refused like
-# messages over the rate limit (a client that sends them is not reading).
+# Client messages (and their characters) that may wait for a running replay;
+# more are refused like messages over the rate limit.
 MAX_WAITING_MESSAGES = 16
+MAX_WAITING_CHARS = 65_536
 # A replay that cannot read Redis tries again after this, doubling up to the
-# maximum, and gives up (answering "not recovered") after the last.
+# maximum, and gives up (answering "not recovered") once Redis has failed for
+# this long in a row.
 REPLAY_RETRY_SECONDS = 0.25
 REPLAY_RETRY_MAX_SECONDS = 5.0
 REPLAY_GIVE_UP_SECONDS = 30.0
+# Reads up to the live alerts a replay took over, while more keep coming.
+REPLAY_CATCH_UP_READS = 8
 # Replays a connection remembers (for live alerts a lagging reader offers again).
 MAX_REPLAY_MARKS = 8
 
@@ -247,10 +251,17 @@ class Hub:
         """
         if conn.closed or not self._admit(conn):
             return  # a closed connection is unregistered: nothing may index it again
-        if conn.replay is not None:
-            conn.inbox.append(text)
+        if conn.replay is None:
+            self._dispatch(conn, text)
             return
-        self._dispatch(conn, text)
+        inbox = conn.inbox
+        if (len(inbox) >= MAX_WAITING_MESSAGES
+                or sum(map(len, inbox)) + len(text) > MAX_WAITING_CHARS):
+            self._refuse(conn, f"at most {MAX_WAITING_MESSAGES} messages "
+                               f"({MAX_WAITING_CHARS} characters) may wait while history "
+                               "is replayed")
+            return
+        inbox.append(text)
 
     def _dispatch(self, conn: Connection, text: str) -> None:
         try:
@@ -279,22 +290,21 @@ class Hub:
         """
         if not conn.bucket.take(time.monotonic()):
             rate = self.limits.message_rate
-            return self._refuse(
+            self._refuse(
                 conn, f"at most {rate.per_second:g} messages per second (bursts of {rate.burst})")
-        if conn.inbox is not None and len(conn.inbox) >= MAX_WAITING_MESSAGES:
-            return self._refuse(
-                conn, f"at most {MAX_WAITING_MESSAGES} messages may wait while history is replayed")
+            return False
         conn.strikes = 0
         return True
 
-    def _refuse(self, conn: Connection, why: str) -> bool:
+    def _refuse(self, conn: Connection, why: str) -> None:
+        """Answer a refused message with ``rate_limited``, or close with 4429
+        after ``rate_limit_strikes`` refusals in a row."""
         self.metrics.rate_limited.labels(scope=WEBSOCKET).inc()
         conn.strikes += 1
         if conn.strikes > self.limits.rate_limit_strikes:
             self.drop(conn, CLOSE_TOO_MANY, "rate limited")
         else:
             self._send(conn, error_frame("rate_limited", why))
-        return False
 
     def _subscribe(self, conn: Connection, message: Subscribe) -> None:
         new = {topic for topic in message.topics if topic not in conn.subscriptions}
@@ -319,7 +329,9 @@ class Hub:
         # Live delivery reads the stream in order: a mark it has passed covers
         # nothing any more. Of the others, the newest few are kept.
         kept = [old for old in conn.marks or () if old.upto > self._live_position]
-        conn.marks = [*kept[max(0, len(kept) - MAX_REPLAY_MARKS + 1):], mark]
+        while len(kept) >= MAX_REPLAY_MARKS:  # fewer, coarser marks: never skips what was not sent
+            kept[:2] = [kept[0].merged(kept[1], conn.subscriptions)]
+        conn.marks = [*kept, mark]
         conn.held = deque()
         conn.inbox = deque()
         conn.replay = asyncio.get_running_loop().create_task(
@@ -339,7 +351,7 @@ class Hub:
         inbox, conn.inbox = conn.inbox, None
         while inbox and conn.replay is None and not conn.closed:
             self._dispatch(conn, inbox.popleft())
-        if inbox:  # a message in it started another replay: the rest waits for that one
+        if inbox and conn.replay is not None:  # another replay: the rest waits for it
             conn.inbox.extendleft(reversed(inbox))
 
     @staticmethod
@@ -349,23 +361,34 @@ class Hub:
 
     async def _replay(self, conn: Connection, mark: ReplayMark) -> bool:
         """Send ``conn`` the alerts after ``since`` it may see on ``mark.topics``:
-        to the end of the stream, and then the live ones it took over meanwhile.
+        to the end of the stream, then the live ones it took over meanwhile.
 
         Returns whether the history was complete.
         """
         try:
             complete = await self._replay_range(conn, mark)
+            # Live alerts that came in while the last page was on its way from
+            # Redis are owed: read up to them, while more keep coming.
+            for _ in range(REPLAY_CATCH_UP_READS):
+                if complete is None or mark.owed <= mark.upto:
+                    break
+                complete = await self._catch_up(conn, mark, complete)
         finally:
-            # No await since the last page was read: a live alert on these
-            # topics came before this (and is owed) or comes after (and is held).
+            # No await since the last read: a live alert on these topics came
+            # before this (and is owed) or comes after (and is held).
             mark.reading = False
+        if complete is not None and mark.owed > mark.upto:  # a busy stream: one more read
+            complete = await self._catch_up(conn, mark, complete)
+        return bool(complete)
+
+    async def _catch_up(self, conn: Connection, mark: ReplayMark, complete: bool) -> bool | None:
+        """Read up to ``mark.owed``; None when the client closed or Redis stayed away."""
         owed = mark.owed
-        if complete is None or owed <= mark.upto:
-            return bool(complete)
-        # Owed alerts came in while the last page was on its way from Redis:
-        # they are in the stream, before anything held.
         found = await self._replay_range(conn, mark, until=owed)
-        if found is None or mark.upto < owed:  # gone: trimmed away meanwhile
+        if found is None:
+            return None
+        if mark.upto < owed:  # trimmed away before it could be read
+            mark.upto = owed
             return False
         return complete and found
 
@@ -375,21 +398,25 @@ class Hub:
         to the end of the stream), advancing ``mark.upto``; whether the history
         was complete, or None when the client closed or Redis stayed away.
 
-        While Redis cannot be read the replay tries again, for up to
-        ``REPLAY_GIVE_UP_SECONDS``: the live alerts it took over are nowhere else.
+        While Redis cannot be read the replay tries again, until it has failed
+        for ``REPLAY_GIVE_UP_SECONDS`` in a row: the live alerts it took over
+        are nowhere else.
         """
         loop = asyncio.get_running_loop()
-        complete, failures, give_up_at = True, 0, loop.time() + REPLAY_GIVE_UP_SECONDS
+        complete, failures, give_up_at = True, 0, None
         while True:
             try:
                 async for page in self.history.pages_after(mark.upto, until):
+                    failures, give_up_at = 0, None
                     complete = complete and page.complete
                     if not await self._replay_page(conn, mark, page):
                         return None
                 return complete
             except Exception as exc:  # not CancelledError: a closed connection stops here
                 failures += 1
-                if loop.time() >= give_up_at:
+                if give_up_at is None:
+                    give_up_at = loop.time() + REPLAY_GIVE_UP_SECONDS
+                elif loop.time() >= give_up_at:
                     log.warning("connection %s: replay after %s gave up after %d failures: %r",
                                 conn.id, format_stream_id(mark.upto), failures, exc)
                     return None

@@ -45,6 +45,7 @@ from .websocket_hub import (
 
 import asyncio
 import logging
+import os
 
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
 
     __slots__ = (
         "_endpoint", "_server_connections", "_ws", "_transport", "_conn", "_fragments",
-        "_timer", "_deadline", "_awaiting_pong",
+        "_timer", "_deadline", "_ping_sent",
     )
 
     def __init__(self, config, server_state, app_state: dict, _loop=None):
@@ -147,7 +148,7 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
         self._fragments: tuple[Opcode, bytearray] | None = None
         self._timer: asyncio.TimerHandle | None = None  # the heartbeat
         self._deadline: asyncio.TimerHandle | None = None  # the end of closing
-        self._awaiting_pong = False
+        self._ping_sent: bytes | None = None  # the payload of the ping awaiting its pong
 
     # asyncio.Protocol
 
@@ -185,15 +186,7 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server_connections.discard(self)
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            # The client's close frame, else ours (websockets fails a
-            # connection, 1009 say, with a close frame of its own).
-            ws = self._ws
-            close = ws.close_rcvd or ws.close_sent
-            hub = self._endpoint.hub
-            hub.peer_gone(conn, close.code if close is not None else CLOSE_ABNORMAL)
-            hub.disconnect(conn)
+        self._forget()
         self._cancel_timer()
         if self._deadline is not None:
             self._deadline.cancel()
@@ -268,7 +261,8 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
         conn = self._conn
         opcode = frame.opcode
         if opcode is Opcode.PONG:
-            self._awaiting_pong = False
+            if frame.data == self._ping_sent:  # not just any pong: a client that
+                self._ping_sent = None         # reads nothing cannot know the payload
             return
         if conn is None:
             return  # a refused client, being closed
@@ -309,14 +303,14 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
     def _ping(self) -> None:
         if self._ws.state is not State.OPEN:
             return
-        self._awaiting_pong = True
-        self._ws.send_ping(b"")
+        self._ping_sent = os.urandom(4)
+        self._ws.send_ping(self._ping_sent)
         self._flush()
         timeout = self._endpoint.settings.heartbeat_timeout_seconds
         self._timer = asyncio.get_running_loop().call_later(timeout, self._pong_due)
 
     def _pong_due(self) -> None:
-        if self._awaiting_pong:
+        if self._ping_sent is not None:
             # A dead peer would not answer a close frame either: drop the socket.
             self._transport.abort()
             return
@@ -337,6 +331,20 @@ class AlertsWebSocketProtocol(asyncio.Protocol):
             else:
                 transport.close()
                 self._closing()
+                self._forget()
+
+    def _forget(self) -> None:
+        """The WebSocket has ended: the hub forgets the connection at once, even
+        if the socket takes until the deadline to close."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # The client's close frame, else ours (websockets fails a
+            # connection, 1009 say, with a close frame of its own).
+            ws = self._ws
+            close = ws.close_rcvd or ws.close_sent
+            hub = self._endpoint.hub
+            hub.peer_gone(conn, close.code if close is not None else CLOSE_ABNORMAL)
+            hub.disconnect(conn)
 
     def _closing(self) -> None:
         """The connection is ending: no more heartbeat, and an end in time.
