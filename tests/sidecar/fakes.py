@@ -123,7 +123,9 @@ class FakeHistory:
         if n in self.after:
             self.after.pop(n)()
         last = parse_stream_id(page[-1][0]) if page else None
-        return HistoryPage(page, last, n not in self.incomplete, len(page) == self.page_size)
+        newest = parse_stream_id(self.entries[-1][0]) if self.entries else (0, 0)
+        complete = n not in self.incomplete and after <= newest
+        return HistoryPage(page, last, complete, len(page) == self.page_size, newest)
 
     async def pages_after(self, after, until=None):
         self.asked_after.append(after if until is None else (after, until))

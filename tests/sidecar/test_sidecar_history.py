@@ -107,6 +107,15 @@ async def test_empty_or_missing_stream_is_complete_only_from_the_origin(history)
     assert page.alerts == [] and page.last is None and not page.more
 
 
+async def test_a_position_beyond_the_newest_entry_is_not_complete(
+    history, redis_client, make_alert
+):
+    newest = xadd(redis_client, history, make_alert(), entry_id="5-0")
+    assert (await history.page_after((5, 0))).complete
+    page = await history.page_after((9, 0))  # from another stream, or a clock ahead
+    assert not page.complete and page.newest == parse_stream_id(newest)
+
+
 async def test_nothing_comes_after_the_largest_stream_id(history):
     page = await history.page_after((MAX_PART, MAX_PART))
     assert page.alerts == [] and page.complete and not page.more

@@ -23,6 +23,7 @@ import asyncio
 import json
 import logging
 import pytest
+import time
 
 
 @pytest.fixture
@@ -168,10 +169,10 @@ async def test_a_replay_ends_though_alerts_keep_coming_during_each_read(metrics)
 
 async def test_live_alerts_up_to_since_are_not_sent_again_by_a_lagging_replica(metrics):
     # The client saw 7-0 through another replica; this one's reader is still at 5-0.
-    hub = make_hub(metrics, FakeHistory([]))
     live = [(stream_id, alert()) for stream_id in ("6-0", "7-0", "8-0", "9-0")]
+    hub = make_hub(metrics, FakeHistory(live))
     frames = await frames_after_subscribe(hub, subscribe(since="7-0"), live=live)
-    assert ids(frames) == ["subscribed", "8-0", "9-0"]
+    assert ids(frames) == ["8-0", "9-0", "subscribed"]
 
 
 async def test_replayed_alerts_arriving_late_from_a_lagging_reader_are_not_sent_again(metrics):
@@ -261,6 +262,32 @@ async def test_redis_failing_once_late_in_a_long_replay_is_retried(metrics, monk
     frames = await frames_after_subscribe(hub, subscribe())
     assert ids(frames) == ["1-0", "2-0", "subscribed"]
     assert frames[-1]["recovered"] is True
+
+
+async def test_a_read_that_works_between_redis_failures_starts_their_count_again(
+    metrics, monkeypatch
+):
+    # With no time to give up in, two failures in a row end the replay; two
+    # with a successful page between them do not.
+    monkeypatch.setattr(websocket_hub, "REPLAY_GIVE_UP_SECONDS", 0.0)
+    monkeypatch.setattr(websocket_hub, "REPLAY_RETRY_SECONDS", 0.01)
+    entries = [(f"{n}-0", alert()) for n in range(1, 5)]
+    hub = make_hub(metrics, FakeHistory(entries, page_size=1, fail=[1, 3]))
+    frames = await frames_after_subscribe(hub, subscribe())
+    assert ids(frames) == ["1-0", "2-0", "3-0", "4-0", "subscribed"]
+    assert frames[-1]["recovered"] is True
+
+
+async def test_since_beyond_the_stream_does_not_swallow_live_alerts(metrics):
+    # A client resuming from a guess on a clock two minutes fast.
+    now_ms = int(time.time() * 1000)
+    history = FakeHistory([(f"{now_ms - 5000}-0", alert())])
+    hub = make_hub(metrics, history)
+    live = (f"{now_ms}-0", alert())
+    frames = await frames_after_subscribe(hub, subscribe(since=f"{now_ms + 90_000}"),
+                                          live=[live])
+    assert ids(frames) == ["subscribed", live[0]]
+    assert frames[0]["recovered"] is False  # the stream knows nothing of that position
 
 
 async def test_replay_gives_up_on_redis_after_a_while_and_goes_live(metrics, caplog, monkeypatch):
@@ -353,10 +380,11 @@ async def test_messages_beyond_those_that_may_wait_for_a_replay_are_refused(metr
 
 async def test_a_connection_remembers_only_its_last_few_replays(metrics):
     limits = HubLimits(message_rate=Rate(1e6, 1_000_000))
-    hub = Hub(metrics, history=FakeHistory([]), limits=limits)
+    hub = Hub(metrics, history=FakeHistory([("5-0", alert(topic="quiet.topic"))]),
+              limits=limits)
     conn = await connected(hub, FakeTransport())
-    for _ in range(200):  # a quiet topic, and since in the future: no live alert passes them
-        hub.handle_text(conn, subscribe(["quiet.topic"], since="99999999999999-0"))
+    for _ in range(200):  # a quiet topic: no live alert passes them
+        hub.handle_text(conn, subscribe(["quiet.topic"], since="5-0"))
         await replays_done(conn)
     assert len(conn.marks) == MAX_REPLAY_MARKS
     hub.close_all()
@@ -376,16 +404,54 @@ async def test_replays_beyond_the_limit_are_merged_so_a_lagging_reader_sends_not
     assert alerts == [*(stream_id for stream_id, _ in entries), f"{count + 1}-0"]
 
 
+async def test_merged_replays_never_hide_an_alert_that_none_of_them_sent(metrics):
+    count = MAX_REPLAY_MARKS + 1
+    history = FakeHistory(page_size=20)
+    # Each replay finds one more entry than the one before, so they end at
+    # different points; 2-1 comes just after the first replay, on its topic.
+    for n in range(count):
+        history.before[n] = lambda n=n: history.add(f"{n + 1}-0", alert(topic=f"t{n}.x"))
+    first_after = history.before[1]
+    history.before[1] = lambda: (first_after(), history.add("2-1", alert(topic="t0.x")))
+    hub = make_hub(metrics, history)
+    transport = FakeTransport()
+    conn = await connected(hub, transport)
+    for n in range(count):
+        hub.handle_text(conn, subscribe([f"t{n}.x"]))
+    await replays_done(conn)
+    for stream_id, live_alert in list(history.entries):  # the lagging reader catches up
+        hub.broadcast(stream_id, live_alert)
+    hub.handle_text(conn, '{"type":"ping"}')
+    frames = []
+    while (frame := await transport.next_json()) != {"type": "pong"}:
+        frames.append(frame)
+    hub.close_all()
+    assert ids(frames).count("2-1") == 1  # sent live: no replay had it
+
+
 async def test_replays_live_delivery_has_passed_are_forgotten(metrics):
-    hub = make_hub(metrics, FakeHistory([]))
+    history = FakeHistory([("5-0", alert(topic="elsewhere"))])
+    hub = make_hub(metrics, history)
     conn = await connected(hub, FakeTransport())
     hub.handle_text(conn, subscribe(["quiet.topic"], since="5-0"))
     await replays_done(conn)
-    hub.broadcast("6-0", alert(topic="elsewhere"))  # for nobody, but the reader is past 5-0
+    publish(hub, history, "6-0", alert(topic="elsewhere"))  # for nobody, but past 5-0
     hub.handle_text(conn, subscribe(["other.topic"], since="6-0"))
     await replays_done(conn)
     assert [format_stream_id(mark.upto) for mark in conn.marks] == ["6-0"]
     hub.close_all()
+
+
+async def test_refusals_from_the_waiting_room_in_a_row_close_with_4429(metrics):
+    limits = HubLimits(message_rate=Rate(1000.0, 1000), rate_limit_strikes=2)
+    hub = Hub(metrics, history=FakeHistory([("1-0", alert())]), limits=limits)
+    transport = FakeTransport()
+    conn = await connected(hub, transport)
+    conn.pause()  # the replay waits for the client
+    hub.handle_text(conn, subscribe())
+    for _ in range(MAX_WAITING_MESSAGES + 3):  # the last three are refused
+        hub.handle_text(conn, '{"type":"ping"}')
+    assert await transport.wait_closed() == (4429, "rate limited")
 
 
 async def test_long_messages_waiting_for_a_replay_are_bounded_by_their_length(metrics):

@@ -57,7 +57,8 @@ class AlertHistory(BaseModel):
     alerts: list[StreamAlert] = Field(description="Oldest first.")
     next: str = Field(description="Pass as `since` to get what comes after this answer.")
     complete: bool = Field(
-        description="False when the stream had been trimmed past `since` (alerts are lost).")
+        description="False when the stream had been trimmed past `since` (alerts are lost), "
+        "or `since` is beyond its newest entry.")
 
 
 class ErrorItem(BaseModel):

@@ -20,7 +20,7 @@ from websockets.frames import Frame, Opcode
 
 from .auth import Identity
 from .rate_limit import Rate, TokenBucket
-from .stream_ids import StreamPosition, parse_stream_id
+from .stream_ids import ORIGIN, StreamPosition, parse_stream_id
 from .topics import Subscriptions
 
 import asyncio
@@ -64,7 +64,7 @@ class ReplayMark:
         self.upto = since
         self.topics = topics
         self.reading = True
-        self.owed = since
+        self.owed = ORIGIN  # none yet
 
     def merged(self, other: "ReplayMark", subscribed: Subscriptions) -> "ReplayMark":
         """One finished mark for two: their topics still ``subscribed`` (no

@@ -6,7 +6,7 @@ Used by the WebSocket ``since`` replay and by ``GET /alerts``.
 """
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from redis.asyncio import Redis
@@ -30,13 +30,16 @@ class HistoryPage:
     skipped; the live reader logs and counts them). ``last``: the position of
     the last entry read, valid or not, None when there was none. ``complete``:
     the stream still held every entry after the requested position when the
-    page was read. ``more``: the page is full, more entries may follow.
+    page was read (and knew that position). ``more``: the page is full, more
+    entries may follow. ``newest``: the stream's newest entry when the page
+    was read (``0-0`` when empty), None when not asked.
     """
 
     alerts: list[tuple[str, dict]]
     last: StreamPosition | None
     complete: bool
     more: bool
+    newest: StreamPosition | None = None
 
 
 def decode_entry(stream_id: str, fields: dict[bytes, bytes]) -> dict:
@@ -65,22 +68,24 @@ class StreamHistory:
         ``after`` is missing when the oldest entry left is at most the position
         right after ``after``. The oldest entry and the page are read in one
         MULTI, so a trim cannot slip in between. A stream that is empty or
-        gone is complete only for ``after`` = ``0-0``.
+        gone is complete only for ``after`` = ``0-0``, and a position beyond
+        the newest entry (another stream's, a client clock running ahead)
+        never is: the stream cannot tell what came before it.
         """
         start = successor(after)
         if start is None:  # nothing can come after the largest id
             return HistoryPage([], None, True, False)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xrange(self.stream_key, count=1)
+            pipe.xrevrange(self.stream_key, count=1)
             pipe.xrange(self.stream_key, min=format_stream_id(start),
                         max="+" if until is None else format_stream_id(until),
                         count=self.page_size)
-            oldest, entries = await pipe.execute()
-        if oldest:
-            complete = parse_stream_id(oldest[0][0].decode()) <= start
-        else:
-            complete = after == ORIGIN
-        return self._page(entries, complete)
+            oldest, newest, entries = await pipe.execute()
+        newest_position = parse_stream_id(newest[0][0].decode()) if newest else ORIGIN
+        complete = after <= newest_position and (
+            parse_stream_id(oldest[0][0].decode()) <= start if oldest else after == ORIGIN)
+        return replace(self._page(entries, complete), newest=newest_position)
 
     async def page_before(self, before: StreamPosition | None) -> HistoryPage:
         """At most ``page_size`` entries strictly before ``before`` (None: from the

@@ -249,19 +249,12 @@ class Hub:
         ``MAX_WAITING_MESSAGES`` messages wait for it, so answers keep the
         order of the questions.
         """
-        if conn.closed or not self._admit(conn):
+        if conn.closed or not self._admit(conn, text):
             return  # a closed connection is unregistered: nothing may index it again
         if conn.replay is None:
             self._dispatch(conn, text)
-            return
-        inbox = conn.inbox
-        if (len(inbox) >= MAX_WAITING_MESSAGES
-                or sum(map(len, inbox)) + len(text) > MAX_WAITING_CHARS):
-            self._refuse(conn, f"at most {MAX_WAITING_MESSAGES} messages "
-                               f"({MAX_WAITING_CHARS} characters) may wait while history "
-                               "is replayed")
-            return
-        inbox.append(text)
+        else:
+            conn.inbox.append(text)
 
     def _dispatch(self, conn: Connection, text: str) -> None:
         try:
@@ -281,30 +274,38 @@ class Hub:
             assert isinstance(message, Ping)  # the last of CLIENT_MESSAGE_TYPES
             self._send(conn, pong_frame())
 
-    def _admit(self, conn: Connection) -> bool:
-        """Apply the client message rate limit: False when this message is refused.
+    def _admit(self, conn: Connection, text: str | None = None) -> bool:
+        """Apply the client message rate limit and, to a ``text`` message that
+        would wait for a replay, the bound on waiting messages: False when
+        this message is refused.
 
         A refused message is answered with ``rate_limited``; after
         ``rate_limit_strikes`` refusals in a row the connection is closed
         with 4429 instead.
         """
-        if not conn.bucket.take(time.monotonic()):
-            rate = self.limits.message_rate
-            self._refuse(
-                conn, f"at most {rate.per_second:g} messages per second (bursts of {rate.burst})")
-            return False
-        conn.strikes = 0
-        return True
-
-    def _refuse(self, conn: Connection, why: str) -> None:
-        """Answer a refused message with ``rate_limited``, or close with 4429
-        after ``rate_limit_strikes`` refusals in a row."""
+        why = self._refusal(conn, text)
+        if why is None:
+            conn.strikes = 0
+            return True
         self.metrics.rate_limited.labels(scope=WEBSOCKET).inc()
         conn.strikes += 1
         if conn.strikes > self.limits.rate_limit_strikes:
             self.drop(conn, CLOSE_TOO_MANY, "rate limited")
         else:
             self._send(conn, error_frame("rate_limited", why))
+        return False
+
+    def _refusal(self, conn: Connection, text: str | None) -> str | None:
+        """Why this client message is refused, or None."""
+        if not conn.bucket.take(time.monotonic()):
+            rate = self.limits.message_rate
+            return f"at most {rate.per_second:g} messages per second (bursts of {rate.burst})"
+        if text is not None and conn.replay is not None and (
+                len(conn.inbox) >= MAX_WAITING_MESSAGES
+                or sum(map(len, conn.inbox)) + len(text) > MAX_WAITING_CHARS):
+            return (f"at most {MAX_WAITING_MESSAGES} messages ({MAX_WAITING_CHARS} characters) "
+                    "may wait while history is replayed")
+        return None
 
     def _subscribe(self, conn: Connection, message: Subscribe) -> None:
         new = {topic for topic in message.topics if topic not in conn.subscriptions}
@@ -428,6 +429,11 @@ class Hub:
 
     async def _replay_page(self, conn: Connection, mark: ReplayMark, page: HistoryPage) -> bool:
         """Send one page's replayable alerts; False once the client closed."""
+        if page.newest is not None and mark.upto > page.newest:
+            # `since` is beyond anything in the stream (a client clock running
+            # ahead, another stream's id): cover nothing that is not there, or
+            # live alerts up to it would be taken as sent.
+            mark.upto = page.newest
         for stream_id, alert in page.alerts:
             if not self._replayable(conn, alert, mark.topics):
                 continue
