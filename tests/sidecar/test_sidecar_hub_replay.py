@@ -414,18 +414,9 @@ async def test_merged_replays_never_hide_an_alert_that_none_of_them_sent(metrics
     first_after = history.before[1]
     history.before[1] = lambda: (first_after(), history.add("2-1", alert(topic="t0.x")))
     hub = make_hub(metrics, history)
-    transport = FakeTransport()
-    conn = await connected(hub, transport)
-    for n in range(count):
-        hub.handle_text(conn, subscribe([f"t{n}.x"]))
-    await replays_done(conn)
-    for stream_id, live_alert in list(history.entries):  # the lagging reader catches up
-        hub.broadcast(stream_id, live_alert)
-    hub.handle_text(conn, '{"type":"ping"}')
-    frames = []
-    while (frame := await transport.next_json()) != {"type": "pong"}:
-        frames.append(frame)
-    hub.close_all()
+    # Once the replays are done, the lagging reader offers all the stream holds.
+    frames = await frames_after_subscribe(
+        hub, *(subscribe([f"t{n}.x"]) for n in range(count)), live=history.entries)
     assert ids(frames).count("2-1") == 1  # sent live: no replay had it
 
 
