@@ -62,14 +62,16 @@ def as_delivered(alert: dict) -> dict:
     return {key: value for key, value in alert.items() if key not in ("audience", "routes")}
 
 
-async def wait_until(condition, timeout: float = RECV_TIMEOUT) -> None:
+async def wait_until(condition, timeout: float = RECV_TIMEOUT, *, every: float = 0.001) -> None:
     """Let the loop run until ``condition()`` holds; fail after ``timeout`` seconds.
 
-    For state that changes without an event to await (a counter, a registry).
+    For state that changes without an event to await (a counter, a registry,
+    a Redis key). Each check is immediate; ``every`` only paces the checks
+    (longer for a condition that asks Redis).
     """
     async with asyncio.timeout(timeout):
         while not condition():
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(every)
 
 
 def listening_socket() -> socket.socket:

@@ -5,7 +5,13 @@ keeps running for everybody else)."""
 from devstack.processes import free_port
 from devstack.redis_server import start_redis
 
-from tests.sidecar.helpers import http_client, open_ws, recv_json, subscribed_client
+from tests.sidecar.helpers import (
+    http_client,
+    open_ws,
+    recv_json,
+    subscribed_client,
+    wait_until,
+)
 
 import asyncio
 import json
@@ -13,18 +19,6 @@ import redis
 
 
 REDIS_CLIENT_NAME = "eduhub-alerts-sidecar"
-
-
-async def wait_for(condition, timeout: float, what: str) -> None:
-    """Poll a condition until it holds (like devstack's wait_until, but async).
-
-    For effects inside the server that no client can observe as an event;
-    each check is immediate, the interval only paces the polling.
-    """
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
-    assert condition(), what
 
 
 async def test_delivery_resumes_after_the_readers_redis_connection_is_killed(
@@ -69,7 +63,7 @@ async def test_delivery_resumes_when_redis_comes_back(start_sidecar, make_token,
             await asyncio.to_thread(server.stop)
             assert (await http.get("/readyz")).status_code == 503
             # The reader crashes on the outage, is logged, counted and restarted.
-            await wait_for(lambda: reader_failures() >= 1, 15, "the reader to fail")
+            await wait_until(lambda: reader_failures() >= 1, 15)  # the reader failed
 
             server = await asyncio.to_thread(start_redis, port, data, log)
             assert (await http.get("/readyz")).status_code == 200

@@ -15,6 +15,7 @@ from eduhub_alerts_sidecar.slack_delivery import (
 )
 
 from tests.sidecar.fake_slack import Reply, fake_slack  # noqa: F401 (fixture)
+from tests.sidecar.helpers import wait_until
 
 from collections import Counter
 
@@ -27,16 +28,9 @@ import redis
 WAIT = 10.0
 
 
-async def eventually(condition, timeout: float = WAIT) -> None:
-    """Poll ``condition()`` (sync or async) until true; fail after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = condition()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.005)
+def eventually(condition, timeout: float = WAIT):
+    """``wait_until`` for conditions that ask Redis: checked every 5 ms."""
+    return wait_until(condition, timeout, every=0.005)
 
 
 class World:
