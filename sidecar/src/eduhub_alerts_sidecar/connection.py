@@ -20,7 +20,7 @@ from websockets.frames import Frame, Opcode
 
 from .auth import Identity
 from .rate_limit import Rate, TokenBucket
-from .stream_ids import ORIGIN, StreamPosition, parse_stream_id
+from .stream_ids import ORIGIN, StreamPosition
 from .topics import Subscriptions
 
 import asyncio
@@ -173,14 +173,14 @@ class Connection:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def replay_covers(self, stream_id: str, topic: str, segments: tuple[str, ...]) -> bool:
+    def replay_covers(self, position: StreamPosition, topic: str,
+                      segments: tuple[str, ...]) -> bool:
         """Whether a replay sends (or sent) this live alert, so live delivery must not.
 
         Once no replay runs, the marks are final; live alerts arrive in stream
         order, so a mark this alert is past covers nothing any more and is
         forgotten.
         """
-        position = parse_stream_id(stream_id)
         marks = self.marks
         if self.replay is None:
             marks = [mark for mark in marks if position <= mark.upto]

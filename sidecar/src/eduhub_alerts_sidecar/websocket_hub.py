@@ -503,9 +503,10 @@ class Hub:
 
     # fan-out
 
-    def recipients(self, stream_id: str, audience: Iterable[str], topic: str) -> list[Connection]:
-        """Connections allowed to see (audience) and interested in (topic) an alert,
-        except those a replay sends it to."""
+    def recipients(self, position: StreamPosition, audience: Iterable[str],
+                   topic: str) -> list[Connection]:
+        """Connections allowed to see (audience) and interested in (topic) the
+        alert at stream ``position``, except those a replay sends it to."""
         segments = tuple(topic.split("."))
         interested = self._by_topic.interested(topic, segments)
         if not interested:
@@ -518,7 +519,7 @@ class Hub:
         return [
             conn for conn in visible & interested
             # Inline None check: the hot path skips the call for almost everyone.
-            if conn.marks is None or not conn.replay_covers(stream_id, topic, segments)
+            if conn.marks is None or not conn.replay_covers(position, topic, segments)
         ]
 
     def broadcast(self, stream_id: str, alert: dict) -> int:
@@ -529,8 +530,9 @@ class Hub:
         with 1013. The latency metric is observed once, when the last
         recipient's frame has been written.
         """
-        self._live_position = parse_stream_id(stream_id)
-        recipients = self.recipients(stream_id, alert["audience"], alert["topic"])
+        # Parsed once per alert: after a mass reconnect every connection has a mark.
+        self._live_position = position = parse_stream_id(stream_id)
+        recipients = self.recipients(position, alert["audience"], alert["topic"])
         if not recipients:
             return 0
         frame = text_frame(encode_frame(alert_frame(stream_id, alert)))
